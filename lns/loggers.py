@@ -1,0 +1,56 @@
+"""Experiment loggers from config, with W&B runs that resume under the same id and always finish."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import Logger
+
+WANDB_ID_FILE = "wandb_id.txt"
+
+
+def wandb_run_id(run_dir: Path) -> str:
+    """The W&B run id of ``run_dir``: read from ``wandb_id.txt``, or created and stored there on first use.
+
+    A requeued or resumed job in the same directory therefore continues the same W&B run.
+    """
+    path = run_dir / WANDB_ID_FILE
+    if path.exists():
+        return path.read_text().strip()
+    run_id = secrets.token_hex(4)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(run_id + "\n")
+    return run_id
+
+
+def build_loggers(logger_cfg: DictConfig | None, run_dir: Path) -> list[Logger]:
+    """Instantiate every ``_target_`` entry of the ``logger`` config group."""
+    loggers = []
+    for name, entry in (logger_cfg or {}).items():
+        kwargs = {}
+        if name == "wandb":
+            kwargs = {"id": wandb_run_id(run_dir), "resume": "allow"}
+        loggers.append(hydra.utils.instantiate(entry, **kwargs))
+    return loggers
+
+
+@contextmanager
+def finishing_wandb() -> Iterator[None]:
+    """Finish any open W&B run when the block ends, also on error, so sweep jobs never merge into one run."""
+    try:
+        yield
+    finally:
+        wandb = sys.modules.get("wandb")
+        if wandb is not None and wandb.run is not None:
+            wandb.finish(exit_code=0 if sys.exc_info()[0] is None else 1)
+
+
+def config_as_dict(cfg: DictConfig) -> dict:
+    """The resolved config as plain containers (for logger hyper-parameters and summaries)."""
+    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)

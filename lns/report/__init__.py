@@ -1,0 +1,83 @@
+"""Collect segmentation summaries into the paper's Table 1, sensitivity plots and a claims check.
+
+Usage: python -m lns.report DIR [DIR ...] [--reference FILE] [--out OUTDIR] [--std S] [--perturb-num T]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from lns.errors import LNSError
+from lns.report.claims import claims_markdown
+from lns.report.collect import Reference, Run, collect_runs, read_reference
+from lns.report.plots import save_sweep_plot
+from lns.report.tables import (
+    STD_CONVENTION,
+    Table,
+    build_table,
+    pooled_settings,
+    select_runs,
+    sweeps,
+    to_markdown,
+    unused_references,
+    write_csv,
+)
+
+__all__ = ["Reference", "Report", "Run", "Table", "collect_runs", "read_reference", "write_report"]
+
+
+@dataclass(frozen=True)
+class Report:
+    table: Table
+    markdown: str  # the content of table.md
+    notes: list[str]  # pooled settings, skipped plots, unmatched reference rows
+    files: list[Path]
+
+
+def write_report(
+    dirs: Sequence[str | Path],
+    *,
+    out: str | Path | None = None,
+    reference: str | Path | None = None,
+    std: float | None = None,
+    perturb_num: int | None = None,
+) -> Report:
+    """Write table.md, table.csv, claims.md and the sensitivity plots into `out` (default: the first dir)."""
+    if not dirs:
+        raise LNSError("No input directories given: pass the segmentation output directories to report on.")
+    runs = collect_runs(dirs)
+    references = read_reference(reference) if reference is not None else []
+    chosen = select_runs(runs, std=std, perturb_num=perturb_num)
+    if not chosen:
+        available = sorted({(r.std, r.perturb_num) for r in runs if r.features == "noise"})
+        raise LNSError(
+            f"No run matches --std {std} --perturb-num {perturb_num}. The collected runs have "
+            f"(std, perturb_num) in {available}; pick one of those or drop the options to pool every run."
+        )
+    table = build_table(chosen, references)
+    notes = [f"{len(chosen)} of {len(runs)} runs in the table", *pooled_settings(chosen)]
+    notes += [
+        f"reference row {r.dataset}/{r.model} ({r.source}) matches no dataset/variant of ours"
+        for r in unused_references(table, references)
+    ]
+    lines = {param: sweeps(runs, param) for param in ("std", "perturb_num")}
+    notes += [
+        f"no ari_vs_{param}.png: no dataset/variant was run at two or more {param} values"
+        for param, found in lines.items()
+        if not found
+    ]
+    out_dir = Path(out) if out is not None else Path(dirs[0])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    caption = (
+        "Mean test ARI per dataset: each cell is the mean over runs (seeds/models) of each run's mean ARI, "
+        f"± the {STD_CONVENTION}, n = runs."
+    )
+    markdown = "\n\n".join([caption, to_markdown(table), "\n".join(f"- {note}" for note in notes)]) + "\n"
+    (out_dir / "table.md").write_text(markdown)
+    files = [out_dir / "table.md", write_csv(table, out_dir / "table.csv")]
+    files += [save_sweep_plot(found, p, out_dir / f"ari_vs_{p}.png") for p, found in lines.items() if found]
+    (out_dir / "claims.md").write_text(claims_markdown(table, lines["std"], lines["perturb_num"]))
+    files.append(out_dir / "claims.md")
+    return Report(table, markdown, notes, files)

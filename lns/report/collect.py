@@ -1,0 +1,169 @@
+"""Find and validate segmentation `summary.json` files and reference CSVs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from lns.data.catalog import DATASET_FOLDERS
+from lns.errors import LNSError
+
+_MODELS = ("ae", "vae")
+_FEATURES = ("noise", "jacobian")
+_SITES = ("latent", "output")
+_REFERENCE_COLUMNS = ("dataset", "model", "ari_mean", "ari_std", "source")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One segmentation run, reduced to what the report needs."""
+
+    path: Path
+    dataset: str
+    model: str  # "ae" | "vae"
+    features: str  # "noise" | "jacobian"
+    site: str | None  # "latent" | "output"; None for jacobian features
+    std: float | None  # noise std; None for jacobian features
+    perturb_num: int | None  # None for jacobian features
+    ari_mean: float
+
+    @property
+    def variant(self) -> str:
+        """Table column: "AE", "VAE", "AE (output noise)", "VAE (jacobian)", ..."""
+        name = self.model.upper()
+        if self.features == "jacobian":
+            return f"{name} (jacobian)"
+        return f"{name} (output noise)" if self.site == "output" else name
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One row of a user-supplied reference CSV (e.g. the paper's table)."""
+
+    dataset: str
+    model: str  # matched case-insensitively against Run.variant
+    ari_mean: float
+    ari_std: float | None
+    source: str
+
+
+def collect_runs(dirs: Iterable[str | Path]) -> list[Run]:
+    """Every summary.json below the given directories (each file once), sorted by path."""
+    paths: set[Path] = set()
+    for directory in map(Path, dirs):
+        if not directory.is_dir():
+            raise LNSError(
+                f"Report input {directory} is not a directory. Pass the segmentation output directories "
+                "(or a folder above them) that contain summary.json files."
+            )
+        paths.update(p.resolve() for p in directory.rglob("summary.json"))
+    if not paths:
+        listed = ", ".join(str(d) for d in dirs)
+        raise LNSError(
+            f"No summary.json found under {listed}. Run segmentation first (python run_segment.py ...) "
+            "and pass its output directory or a folder above it."
+        )
+    return [read_summary(path) for path in sorted(paths)]
+
+
+def read_summary(path: Path) -> Run:
+    """Parse and validate one summary.json; LNSError naming the file and the problem otherwise."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise _malformed(path, f"it is not readable JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise _malformed(path, "it does not hold a JSON object")
+    dataset = _field(path, data, "dataset", str).lower()
+    model = _field(path, data, "model", str).lower()
+    features = _field(path, data, "features", str).lower()
+    _check_choice(path, "model", model, _MODELS)
+    _check_choice(path, "features", features, _FEATURES)
+    ari_mean = _number(path, data, "ari_mean")
+    site = std = perturb_num = None
+    if features == "noise":
+        noise = _field(path, data, "noise", dict)
+        site = _field(path, noise, "site", str).lower()
+        _check_choice(path, "noise.site", site, _SITES)
+        std = _number(path, noise, "std")
+        perturb_num = _field(path, noise, "perturb_num", int)
+    return Run(path, dataset, model, features, site, std, perturb_num, ari_mean)
+
+
+def read_reference(path: str | Path) -> list[Reference]:
+    """Read a reference CSV with columns dataset, model, ari_mean, ari_std, source (ari_std may be empty)."""
+    path = Path(path)
+    try:
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            header = [name.strip() for name in reader.fieldnames or []]
+            rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise _bad_reference(path, f"it cannot be read ({err})") from None
+    missing = [c for c in _REFERENCE_COLUMNS if c not in header]
+    if missing:
+        raise _bad_reference(path, f"columns {missing} are missing (found {header})")
+    if not rows:
+        raise _bad_reference(path, "it has no data rows")
+    references, seen = [], set()
+    for line, row in enumerate(rows, start=2):
+        if not row["dataset"] or not row["model"]:
+            raise _bad_reference(path, f"line {line} has an empty dataset or model")
+        try:
+            mean = float(row["ari_mean"])
+            std = float(row["ari_std"]) if row["ari_std"] else None
+        except ValueError:
+            raise _bad_reference(path, f"line {line} has a non-numeric ari_mean or ari_std") from None
+        if not math.isfinite(mean) or (std is not None and not math.isfinite(std)):
+            raise _bad_reference(path, f"line {line} has a non-finite ari_mean or ari_std")
+        ref = Reference(_dataset_name(row["dataset"]), row["model"], mean, std, row["source"] or "reference")
+        key = (ref.dataset, ref.model.lower(), ref.source)
+        if key in seen:
+            raise _bad_reference(path, f"line {line} repeats dataset {ref.dataset}, model {ref.model}")
+        seen.add(key)
+        references.append(ref)
+    return references
+
+
+def _dataset_name(name: str) -> str:
+    """Accept both our names (kanizsa) and the authors' folder names (dKanizsa)."""
+    by_folder = {folder.lower(): key for key, folder in DATASET_FOLDERS.items()}
+    return by_folder.get(name.lower(), name.lower())
+
+
+def _field(path: Path, data: dict, key: str, kind: type):
+    value = data.get(key)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise _malformed(path, f"field '{key}' is {value!r}, expected a {kind.__name__}")
+    return value
+
+
+def _number(path: Path, data: dict, key: str) -> float:
+    value = data.get(key)
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise _malformed(path, f"field '{key}' is {value!r}, expected a finite number")
+    return float(value)
+
+
+def _check_choice(path: Path, key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise _malformed(path, f"field '{key}' is {value!r}, expected one of {list(choices)}")
+
+
+def _malformed(path: Path, problem: str) -> LNSError:
+    return LNSError(
+        f"Malformed segmentation summary {path}: {problem}. Re-run the segmentation that wrote it, "
+        "or remove the file (or its run directory) from the report's input."
+    )
+
+
+def _bad_reference(path: Path, problem: str) -> LNSError:
+    return LNSError(
+        f"Reference file {path} is malformed: {problem}. It must be a CSV with the header "
+        f"{','.join(_REFERENCE_COLUMNS)} and one row per dataset and model, "
+        "e.g. 'kanizsa,AE,0.71,0.05,paper'."
+    )

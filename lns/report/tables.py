@@ -1,0 +1,186 @@
+"""Aggregate runs into the Table-1 layout (datasets x variants) and sensitivity sweeps."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lns.data.catalog import GG_DATASETS
+from lns.report.collect import Reference, Run
+
+VARIANTS = ("AE", "VAE", "AE (output noise)", "VAE (output noise)", "AE (jacobian)", "VAE (jacobian)")
+STD_CONVENTION = "population std (ddof=0) over runs"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Mean and spread of per-run mean ARIs (n = number of runs; None for reference values)."""
+
+    mean: float
+    std: float | None
+    n: int | None
+
+
+@dataclass(frozen=True)
+class Table:
+    datasets: list[str]
+    columns: list[str]
+    cells: dict[tuple[str, str], Cell]
+
+    def get(self, dataset: str, column: str) -> Cell | None:
+        return self.cells.get((dataset, column))
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    x: float
+    mean: float
+    std: float
+    n: int
+
+
+def aggregate(values: Sequence[float]) -> Cell:
+    """Mean and population std (ddof=0) of per-run values."""
+    array = np.asarray(values, dtype=np.float64)
+    return Cell(float(array.mean()), float(array.std()), len(array))
+
+
+def select_runs(runs: Iterable[Run], *, std: float | None, perturb_num: int | None) -> list[Run]:
+    """Noise runs matching the given std / perturb_num (None = any); jacobian runs are always kept."""
+    return [
+        run
+        for run in runs
+        if run.features == "jacobian"
+        or (
+            (std is None or math.isclose(run.std, std, rel_tol=1e-9))
+            and (perturb_num is None or run.perturb_num == perturb_num)
+        )
+    ]
+
+
+def dataset_order(names: Iterable[str]) -> list[str]:
+    """The six GG datasets in catalog order, then any others alphabetically."""
+    present = set(names)
+    return [n for n in GG_DATASETS if n in present] + sorted(present - set(GG_DATASETS))
+
+
+def build_table(runs: Sequence[Run], references: Sequence[Reference] = ()) -> Table:
+    """Datasets x variants (only variants with data); each reference column follows its matching variant."""
+    grouped: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for run in runs:
+        grouped[run.dataset, run.variant].append(run.ari_mean)
+    cells = {key: aggregate(values) for key, values in grouped.items()}
+    datasets = dataset_order(run.dataset for run in runs)
+    variants = [v for v in VARIANTS if any((d, v) in cells for d in datasets)]
+    columns = []
+    for variant in variants:
+        columns.append(variant)
+        for ref in references:
+            name = f"{variant} ({ref.source})"
+            if ref.model.lower() == variant.lower() and ref.dataset in datasets:
+                cells[ref.dataset, name] = Cell(ref.ari_mean, ref.ari_std, None)
+                if name not in columns:
+                    columns.append(name)
+    return Table(datasets, columns, cells)
+
+
+def unused_references(table: Table, references: Sequence[Reference]) -> list[Reference]:
+    """Reference rows that matched no (dataset, variant) of ours."""
+    return [r for r in references if table.get(r.dataset, f"{_variant_name(r.model)} ({r.source})") is None]
+
+
+def pooled_settings(runs: Sequence[Run]) -> list[str]:
+    """One line per table cell that pools several noise settings, plus the overall settings."""
+    settings: dict[tuple[str, str], set[tuple[float, int]]] = defaultdict(set)
+    for run in runs:
+        if run.features == "noise":
+            settings[run.dataset, run.variant].add((run.std, run.perturb_num))
+    if not settings:
+        return []
+    stds = sorted({s for group in settings.values() for s, _ in group})
+    nums = sorted({t for group in settings.values() for _, t in group})
+    lines = [f"noise settings in the table: std {_fmt_list(stds)}, perturb_num {_fmt_list(nums)}"]
+    for (dataset, variant), group in sorted(settings.items()):
+        if len(group) > 1:
+            pairs = ", ".join(f"std={s:g}/T={t}" for s, t in sorted(group))
+            lines.append(f"{dataset} / {variant} pools {len(group)} settings: {pairs}")
+    return lines
+
+
+def sweeps(runs: Sequence[Run], param: str) -> dict[tuple[str, str, float], list[SweepPoint]]:
+    """Mean ARI against `param` ("std" or "perturb_num") for noise runs, holding the other parameter fixed.
+
+    Keys are (dataset, variant, fixed value of the other parameter); only lines with two or more x values.
+    """
+    other = "perturb_num" if param == "std" else "std"
+    grouped: dict[tuple[str, str, float], dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for run in runs:
+        if run.features == "noise":
+            grouped[run.dataset, run.variant, getattr(run, other)][getattr(run, param)].append(run.ari_mean)
+    lines = {}
+    for key, by_x in grouped.items():
+        if len(by_x) > 1:
+            lines[key] = [SweepPoint(x, *_mean_std_n(values)) for x, values in sorted(by_x.items())]
+    order = {name: i for i, name in enumerate(dataset_order(k[0] for k in lines))}
+    return dict(sorted(lines.items(), key=lambda kv: (order[kv[0][0]], _variant_rank(kv[0][1]), kv[0][2])))
+
+
+def to_markdown(table: Table) -> str:
+    rows = [[d] + [format_cell(table.get(d, column)) for column in table.columns] for d in table.datasets]
+    return markdown_table(["dataset", *table.columns], rows)
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def format_cell(cell: Cell | None) -> str:
+    """Text like '0.600 ± 0.082 (n=3)'; reference cells have no n; missing cells are a dash."""
+    if cell is None:
+        return "–"
+    text = f"{cell.mean:.3f}"
+    if cell.std is not None:
+        text += f" ± {cell.std:.3f}"
+    return text + (f" (n={cell.n})" if cell.n is not None else "")
+
+
+def write_csv(table: Table, path: Path) -> Path:
+    """One row per dataset; for every column `<column> mean`, `<column> std`, `<column> n`."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["dataset"] + [f"{c} {part}" for c in table.columns for part in ("mean", "std", "n")])
+        for dataset in table.datasets:
+            row: list[object] = [dataset]
+            for column in table.columns:
+                cell = table.get(dataset, column)
+                row += ["", "", ""] if cell is None else [cell.mean, _blank(cell.std), _blank(cell.n)]
+            writer.writerow(row)
+    return path
+
+
+def _mean_std_n(values: list[float]) -> tuple[float, float, int]:
+    cell = aggregate(values)
+    return cell.mean, cell.std, cell.n
+
+
+def _variant_name(model: str) -> str:
+    return next((v for v in VARIANTS if v.lower() == model.lower()), model)
+
+
+def _variant_rank(variant: str) -> int:
+    return VARIANTS.index(variant) if variant in VARIANTS else len(VARIANTS)
+
+
+def _fmt_list(values: Sequence[float]) -> str:
+    return "{" + ", ".join(f"{v:g}" for v in values) + "}"
+
+
+def _blank(value: object) -> object:
+    return "" if value is None else value

@@ -1,0 +1,6 @@
+"""Where a training run keeps its files (shared by training, segmentation and the launchers)."""
+
+from pathlib import Path
+
+RUN_CONFIG = Path("run_config.yaml")
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"

@@ -1,0 +1,104 @@
+"""``train(cfg)``: build data, model, objective and Trainer from a composed config and fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.plugins.environments import SLURMEnvironment
+
+from lns.atomic import atomic_write_text
+from lns.data.datamodule import NpzDataModule
+from lns.errors import LNSError
+from lns.loggers import build_loggers, config_as_dict, finishing_wandb
+from lns.run_layout import LAST_CHECKPOINT, RUN_CONFIG
+from lns.training.callbacks import GracefulInterrupt
+from lns.training.checkpoint_io import AtomicCheckpointIO
+from lns.training.module import TrainingModule
+
+RUN_CONFIG_KEYS = ("experiment_name", "seed", "data", "model", "objective", "optimizer")
+
+
+def save_run_config(cfg: DictConfig, run_dir: Path) -> None:
+    """Write the resolved settings that segmentation needs (model, data, seed, ...) to ``run_config.yaml``."""
+    resolved = {
+        key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
+        for key in RUN_CONFIG_KEYS
+    }
+    atomic_write_text(run_dir / RUN_CONFIG, OmegaConf.to_yaml(OmegaConf.create(resolved)))
+
+
+def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
+    """The checkpoint to resume from: ``ckpt_path`` if given, else the run directory's own ``last.ckpt``."""
+    if cfg.ckpt_path:
+        path = Path(cfg.ckpt_path)
+        if not path.is_file():
+            raise LNSError(
+                f"ckpt_path={cfg.ckpt_path} does not exist. Give the path of a .ckpt file to resume."
+            )
+        return path
+    own = run_dir / LAST_CHECKPOINT
+    return own if cfg.auto_resume and own.is_file() else None
+
+
+def build_datamodule(cfg: DictConfig) -> NpzDataModule:
+    return NpzDataModule(
+        name=cfg.data.name,
+        data_dir=cfg.paths.data_dir,
+        image_size=cfg.data.image_size,
+        batch_size=cfg.data.batch_size,
+        seed=cfg.seed,
+        on_device=cfg.data.on_device,
+    )
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, loggers: list, extra_callbacks: list) -> pl.Trainer:
+    callbacks = [hydra.utils.instantiate(entry) for entry in (cfg.get("callbacks") or {}).values()]
+    plugins: list[Any] = [AtomicCheckpointIO()]
+    if SLURMEnvironment.detect():
+        # submitit requeues preempted jobs; Lightning's own SLURM requeue would fight it.
+        plugins.append(SLURMEnvironment(auto_requeue=False))
+    return hydra.utils.instantiate(
+        cfg.trainer,
+        default_root_dir=str(run_dir),
+        logger=loggers or False,
+        callbacks=[*callbacks, *extra_callbacks],
+        plugins=plugins,
+    )
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit the configured model; return the final metrics, the run directory and the last checkpoint path."""
+    run_dir = Path(cfg.paths.output_dir)
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule = build_datamodule(cfg)
+    model = hydra.utils.instantiate(cfg.model)
+    objective = hydra.utils.instantiate(cfg.objective)
+    module = TrainingModule(
+        model,
+        objective,
+        lr=cfg.optimizer.lr,
+        betas=cfg.optimizer.betas,
+        check_finite_every_n_steps=cfg.check_finite_every_n_steps,
+    )
+    interrupt = GracefulInterrupt()
+    save_run_config(cfg, run_dir)
+    with finishing_wandb():
+        loggers = build_loggers(cfg.get("logger"), run_dir)
+        for logger in loggers:
+            logger.log_hyperparams(config_as_dict(cfg))
+        trainer = build_trainer(cfg, run_dir, loggers, [interrupt])
+        ckpt_path = resume_checkpoint(cfg, run_dir)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    last = run_dir / LAST_CHECKPOINT
+    return {
+        "metrics": {key: float(value) for key, value in trainer.callback_metrics.items()},
+        "run_dir": run_dir,
+        "last_checkpoint": last if last.is_file() else None,
+        "global_step": trainer.global_step,
+        "interrupted": interrupt.stopped_at is not None,
+        "resumed_from": ckpt_path,
+    }

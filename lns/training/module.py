@@ -1,0 +1,95 @@
+"""LightningModule wiring an autoencoder, a training objective and Adam together."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+
+from lns.errors import LNSError
+from lns.models import Autoencoder
+from lns.objectives import kl_divergence, reconstruction_error
+
+
+class TrainingModule(pl.LightningModule):
+    """Trains ``model`` on ``objective``; the math lives in ``lns.models`` and ``lns.objectives``.
+
+    The objective's state (e.g. GECO's beta and error average) is a submodule, so it is saved in checkpoints and
+    restored on resume together with the optimizer and the step counter.
+    """
+
+    def __init__(
+        self,
+        model: Autoencoder,
+        objective: nn.Module,
+        lr: float = 5e-5,
+        betas: Sequence[float] = (0.9, 0.999),
+        check_finite_every_n_steps: int = 1,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.objective = objective
+        self.lr = lr
+        self.betas = tuple(betas)
+        self.check_finite_every_n_steps = check_finite_every_n_steps
+        self._last_recon: Tensor | None = None
+
+    def _terms(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        logits, mu, logvar = self.model(images)
+        recon = reconstruction_error(logits, images)
+        kl = kl_divergence(mu, logvar) if logvar is not None else None
+        return recon, logits, kl, logvar
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+        recon, _, kl, logvar = self._terms(batch)
+        terms = self.objective(recon, kl, self.global_step)
+        loss = terms["loss"]
+        if self.global_step % self.check_finite_every_n_steps == 0 and not torch.isfinite(loss):
+            raise LNSError(
+                f"The training loss became {loss.item()} at step {self.global_step}. Nothing was saved over the "
+                "last good checkpoint. Lower optimizer.lr, check the data for NaN/inf values, or resume from "
+                "checkpoints/last.ckpt with different settings."
+            )
+        logged = {f"train/{k}": v.detach() for k, v in terms.items() if k != "loss"}
+        logged["train/recon"] = recon.detach()
+        if kl is not None:
+            logged["train/kl"] = kl.detach()
+        self.log_dict(logged, prog_bar=False)
+        self.log("train/loss", loss.detach(), prog_bar=True)
+        if logvar is not None:
+            posterior_std = torch.exp(0.5 * logvar.detach()).mean(dim=0)
+            self.log_dict({f"train/latent_std/{i:02d}": s for i, s in enumerate(posterior_std)})
+        self._last_recon = recon.detach()
+        return loss
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """The optimizer step, then the objective's update (GECO), before callbacks such as checkpointing run."""
+        super().optimizer_step(*args, **kwargs)
+        if self._last_recon is not None:
+            self.objective.update(self._last_recon)
+            self._last_recon = None
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the random state (VAE sampling) so a resumed run continues exactly."""
+        checkpoint["rng_state"] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["rng_state"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("rng_state")
+        if state is not None:
+            torch.set_rng_state(state["torch"])
+            if "cuda" in state and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["cuda"])
+
+    def validation_step(self, batch: Tensor, batch_idx: int) -> None:
+        recon, _, kl, _ = self._terms(batch)
+        terms = self.objective(recon, kl, self.global_step)
+        self.log("val/loss", terms["loss"], sync_dist=True, batch_size=len(batch))
+        self.log("val/recon", recon, sync_dist=True, batch_size=len(batch), prog_bar=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.lr, betas=self.betas)

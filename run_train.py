@@ -1,0 +1,22 @@
+"""Train an autoencoder or beta-VAE on a Good Gestalt dataset: python run_train.py [overrides]."""
+
+import hydra
+from omegaconf import DictConfig
+
+from lns.entry import run_or_explain
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> None:
+    from lns.train import train
+
+    result = run_or_explain(lambda: train(cfg))
+    print(f"run directory: {result['run_dir']}")
+    if result["interrupted"]:
+        print(
+            f"interrupted at step {result['global_step']}; resume with the same hydra.run.dir or ckpt_path="
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Shared fixtures: a tiny dataset on disk and composed configs pointing at it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+
+def two_square_images(n: int, rng: np.random.Generator, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Images with two coloured squares on a grey background, and their masks (0 bg, 1 and 2 the squares)."""
+    images = np.empty((n, 3, size, size), np.float32)
+    masks = np.zeros((n, size, size), np.uint8)
+    for i in range(n):
+        images[i] = rng.uniform(0.3, 0.7, size=(3, 1, 1))
+        for label in (1, 2):
+            r, c = rng.integers(0, size - 20, size=2)
+            images[i, :, r : r + 20, c : c + 20] = rng.uniform(0, 1, size=(3, 1, 1))
+            masks[i, r : r + 20, c : c + 20] = label
+    return images, masks
+
+
+def write_tiny_dataset(data_dir: Path, name: str = "dKanizsa", counts: Sequence[int] = (32, 8, 6, 6)) -> Path:
+    """Write train/valid/test_1/test npz files in the documented layout; return the dataset folder."""
+    rng = np.random.default_rng(0)
+    folder = data_dir / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in zip(("train", "valid", "test_1", "test"), counts, strict=True):
+        images, masks = two_square_images(n, rng)
+        arrays = {"images": images}
+        if split.startswith("test"):
+            arrays["masks"] = masks
+        np.savez(folder / f"{split}.npz", **arrays)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data_dir = tmp_path_factory.mktemp("data")
+    write_tiny_dataset(data_dir)
+    return data_dir
+
+
+def compose_config(name: str, overrides: Sequence[str], output_dir: Path) -> DictConfig:
+    """Compose ``conf/<name>.yaml`` like the entry point does, with the Hydra-only paths filled in."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(name, overrides=list(overrides))
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(REPO)
+        cfg.paths.output_dir = str(output_dir)
+    return cfg
+
+
+TINY_TRAIN = [
+    "data=kanizsa",
+    "data.batch_size=8",
+    "trainer.max_steps=4",
+    "trainer.val_check_interval=2",
+    "trainer.log_every_n_steps=1",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "callbacks.checkpoint.every_n_train_steps=2",
+    "callbacks.reconstructions.every_n_steps=2",
+    "callbacks.curves.every_n_steps=2",
+    "model.z_dim=4",
+]
