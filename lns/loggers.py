@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
 import sys
 from collections.abc import Iterator
@@ -18,15 +20,21 @@ WANDB_ID_FILE = "wandb_id.txt"
 def wandb_run_id(run_dir: Path) -> str:
     """The W&B run id of ``run_dir``: read from ``wandb_id.txt``, or created and stored there on first use.
 
-    A requeued or resumed job in the same directory therefore continues the same W&B run.
+    A requeued or resumed job in the same directory therefore continues the same W&B run. The file is created
+    with its content in one step (a hard link), so the processes of a multi-task SLURM job that all start here
+    at once agree on one id.
     """
     path = run_dir / WANDB_ID_FILE
-    if path.exists():
-        return path.read_text().strip()
-    run_id = secrets.token_hex(4)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(run_id + "\n")
-    return run_id
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{WANDB_ID_FILE}.{secrets.token_hex(4)}")
+        tmp.write_text(secrets.token_hex(4) + "\n")
+        try:
+            with contextlib.suppress(FileExistsError):  # another process was first: use its id
+                os.link(tmp, path)
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()
 
 
 def build_loggers(logger_cfg: DictConfig | None, run_dir: Path) -> list[Logger]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
@@ -11,7 +12,7 @@ from typing import Any
 import hydra
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from lns.atomic import atomic_savez, atomic_write_text
 from lns.data.batches import LabelledBatches
@@ -191,11 +192,19 @@ def segment(cfg: DictConfig) -> dict[str, Any]:
             f"{out_dir} already holds a finished segmentation ({SUMMARY}); nothing was overwritten."
         )
     features = feature_settings(cfg)
+    if cfg.batch_size < 1:
+        raise LNSError(f"batch_size={cfg.batch_size} must be at least 1 (images segmented at a time).")
     source = resolve_source(cfg)
     dataset = cfg.data.name if cfg.get("data") else source.dataset
     if dataset is None:
         raise LNSError(f"Cannot tell which dataset {source.checkpoint} was trained on; pass data=<name>.")
     arrays, count = load_test_split(cfg, dataset, source.image_size)
+    pixels = arrays.images.shape[-2] * arrays.images.shape[-1]
+    if cfg.n_clusters > pixels:
+        raise LNSError(
+            f"n_clusters={cfg.n_clusters} is more than the {pixels} pixels of an image; use 1..{pixels}, or "
+            "n_clusters=0 for the number of labels in each image's mask."
+        )
     settings = settings_record(cfg, source, dataset, features)
     store = PartStore(out_dir / "parts", settings)
     todo = torch.tensor(sorted(set(range(count)) - store.done_indices()), dtype=torch.long)
@@ -223,6 +232,10 @@ def segment(cfg: DictConfig) -> dict[str, Any]:
     summary = write_outputs(out_dir, results, settings)
     figure_dir = draw_figures(cfg, out_dir, arrays, results, store)
     if cfg.get("logger") and "wandb" in cfg.logger:
+        # The W&B group names data.name: the model's dataset when the command line gave no data=.
+        named = copy.deepcopy(cfg)
+        with open_dict(named):
+            named.data = cfg.get("data") or {"name": dataset}
         with finishing_wandb():
-            log_segmentation_to_wandb(cfg.logger.wandb, out_dir, summary, arrays, results, figure_dir)
+            log_segmentation_to_wandb(named.logger.wandb, out_dir, summary, arrays, results, figure_dir)
     return {"summary": summary, "out_dir": out_dir, "figure_dir": figure_dir, "table": format_table(summary)}

@@ -15,20 +15,27 @@ from lns.data.datamodule import NpzDataModule
 from lns.errors import LNSError
 from lns.loggers import build_loggers, config_as_dict, finishing_wandb
 from lns.run_layout import LAST_CHECKPOINT, RUN_CONFIG
-from lns.training.callbacks import GracefulInterrupt
+from lns.training.callbacks import FinalCheckpoint, GracefulInterrupt
 from lns.training.checkpoint_io import AtomicCheckpointIO
 from lns.training.module import TrainingModule
+from lns.training.requeue import CheckpointBeforeRequeue
+from lns.training.resume import check_resumable, check_run_dir
+from lns.training.wandb_figures import WandbFigures
 
 RUN_CONFIG_KEYS = ("experiment_name", "seed", "data", "model", "objective", "optimizer")
 
 
-def save_run_config(cfg: DictConfig, run_dir: Path) -> None:
-    """Write the resolved settings that segmentation needs (model, data, seed, ...) to ``run_config.yaml``."""
-    resolved = {
+def run_settings(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved settings that segmentation needs (model, data, seed, ...), as ``run_config.yaml`` holds them."""
+    return {
         key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
         for key in RUN_CONFIG_KEYS
     }
-    atomic_write_text(run_dir / RUN_CONFIG, OmegaConf.to_yaml(OmegaConf.create(resolved)))
+
+
+def save_run_config(cfg: DictConfig, run_dir: Path) -> None:
+    """Write :func:`run_settings` to ``run_config.yaml``."""
+    atomic_write_text(run_dir / RUN_CONFIG, OmegaConf.to_yaml(OmegaConf.create(run_settings(cfg))))
 
 
 def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
@@ -83,15 +90,22 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         lr=cfg.optimizer.lr,
         betas=cfg.optimizer.betas,
         check_finite_every_n_steps=cfg.check_finite_every_n_steps,
+        channels_last=cfg.speed.channels_last,
     )
+    if cfg.speed.compile:
+        model.compile()
     interrupt = GracefulInterrupt()
+    requeue = CheckpointBeforeRequeue()
+    ckpt_path = resume_checkpoint(cfg, run_dir)
+    check_run_dir(run_dir, run_settings(cfg), ckpt_path)
+    if ckpt_path:
+        check_resumable(ckpt_path, module)
     save_run_config(cfg, run_dir)
     with finishing_wandb():
         loggers = build_loggers(cfg.get("logger"), run_dir)
         for logger in loggers:
             logger.log_hyperparams(config_as_dict(cfg))
-        trainer = build_trainer(cfg, run_dir, loggers, [interrupt])
-        ckpt_path = resume_checkpoint(cfg, run_dir)
+        trainer = build_trainer(cfg, run_dir, loggers, [interrupt, requeue, WandbFigures(), FinalCheckpoint()])
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
     last = run_dir / LAST_CHECKPOINT
     return {
@@ -99,6 +113,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "run_dir": run_dir,
         "last_checkpoint": last if last.is_file() else None,
         "global_step": trainer.global_step,
-        "interrupted": interrupt.stopped_at is not None,
+        "interrupted": interrupt.stopped_at is not None or requeue.saved_at is not None,
         "resumed_from": ckpt_path,
     }

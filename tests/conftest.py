@@ -75,3 +75,21 @@ TINY_TRAIN = [
     "callbacks.curves.every_n_steps=2",
     "model.z_dim=4",
 ]
+
+TINY_SEGMENT = [
+    "test_num=4",
+    "noise.perturb_num=6",
+    "clustering.backend.workers=1",
+    "batch_size=3",
+    "figures_num=3",
+]
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A training run directory (4 steps on the tiny dataset) to segment."""
+    from lns.train import train
+
+    run_dir = tmp_path_factory.mktemp("trained")
+    train(compose_config("train", [*TINY_TRAIN, f"paths.data_dir={tiny_data_dir}", "logger=none"], run_dir))
+    return run_dir

@@ -197,6 +197,7 @@ def _load_or_lns_error(folder: Path, split: str) -> None:
     assert loaded.images.min() >= 0 and loaded.images.max() <= 1
 
 
+@pytest.mark.filterwarnings("ignore:Ignoring `detailed_masks`")
 @_FUZZ
 @given(data=st.binary(max_size=2048))
 def test_random_bytes_never_escape_as_other_errors(tmp_path: Path, data: bytes) -> None:
@@ -224,6 +225,7 @@ def _malformed(draw: st.DrawFn) -> dict[str, np.ndarray]:
     return arrays
 
 
+@pytest.mark.filterwarnings("ignore:Ignoring `detailed_masks`")
 @_FUZZ
 @given(arrays=_malformed(), split=st.sampled_from(["train", "test"]))
 def test_malformed_arrays_load_or_raise_lns_error(tmp_path: Path, arrays: dict, split: str) -> None:
@@ -248,6 +250,7 @@ def _valid_archive() -> bytes:
     return _VALID_BYTES["test"]
 
 
+@pytest.mark.filterwarnings("ignore:Ignoring `detailed_masks`")
 @_FUZZ
 @given(
     cut=st.integers(0, 10_000),

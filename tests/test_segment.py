@@ -20,18 +20,7 @@ from lns.models import Autoencoder, write_authors_checkpoint
 from lns.segmentation.clustering import WardClustering
 from lns.segmentation.features import image_generators, noise_features
 from lns.segmentation.source import resolve_source
-from lns.train import train
-from tests.conftest import REPO, TINY_TRAIN, compose_config
-
-FAST = ["test_num=4", "noise.perturb_num=6", "clustering.backend.workers=1", "batch_size=3", "figures_num=3"]
-
-
-@pytest.fixture(scope="module")
-def trained_run(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run_dir = tmp_path_factory.mktemp("trained")
-    cfg = compose_config("train", [*TINY_TRAIN, f"paths.data_dir={tiny_data_dir}", "logger=none"], run_dir)
-    train(cfg)
-    return run_dir
+from tests.conftest import REPO, TINY_SEGMENT
 
 
 def run_segment_cli(data_dir: Path, out_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
@@ -50,7 +39,7 @@ def test_segmenting_a_training_run_writes_every_output(
 ):
     out = tmp_path / "seg"
     result = run_segment_cli(
-        tiny_data_dir, out, f"run_dir={trained_run}", *FAST, "umap_num=1", "umap_neighbors=15"
+        tiny_data_dir, out, f"run_dir={trained_run}", *TINY_SEGMENT, "umap_num=1", "umap_neighbors=15"
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| kanizsa | AE | test |" in result.stdout
@@ -104,7 +93,7 @@ def test_run_segment_takes_an_authors_checkpoint(
 ) -> None:
     checkpoint, _ = authors_checkpoint
     out = tmp_path / "seg"
-    result = run_segment_cli(tiny_data_dir, out, f"ckpt_path={checkpoint}", *FAST)
+    result = run_segment_cli(tiny_data_dir, out, f"ckpt_path={checkpoint}", *TINY_SEGMENT)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["dataset"], summary["model"], summary["z_dim"]) == ("kanizsa", "vae", 5)
@@ -112,8 +101,11 @@ def test_run_segment_takes_an_authors_checkpoint(
 
 
 def test_pipeline_on_authors_weights_equals_their_one_image_tester(authors_checkpoint, tiny_data_dir: Path):
-    """Same weights, same noise draws: identical label maps. Float64 keeps batched and single decoding equal;
-    in float32 at sigma=1e-3 rounding alone moves ward's near-ties, as between two runs of the authors' code."""
+    """Same weights, same noise draws: identical label maps.
+
+    Float64 keeps batched and single decoding equal; in float32 at sigma=1e-3 rounding alone moves ward's
+    near-ties, as between two runs of the authors' code.
+    """
     checkpoint, written = authors_checkpoint
     source = resolve_source(OmegaConf.create({"run_dir": None, "ckpt_path": str(checkpoint), "model": None}))
     for name, tensor in written.state_dict().items():
@@ -137,14 +129,14 @@ def test_interrupted_segmentation_resumes_without_recomputing(
     trained_run: Path, tiny_data_dir: Path, tmp_path
 ):
     out = tmp_path / "seg"
-    first = run_segment_cli(tiny_data_dir, out, f"run_dir={trained_run}", *FAST)
+    first = run_segment_cli(tiny_data_dir, out, f"run_dir={trained_run}", *TINY_SEGMENT)
     assert first.returncode == 0, first.stderr[-3000:]
     complete = np.load(out / "predictions.npz")["labels"]
 
     (out / "summary.json").unlink()
     (out / "parts" / "part-000003.npz").unlink()
     done_before = (out / "parts" / "part-000000.npz").stat().st_mtime_ns
-    again = run_segment_cli(tiny_data_dir, out, f"run_dir={trained_run}", *FAST)
+    again = run_segment_cli(tiny_data_dir, out, f"run_dir={trained_run}", *TINY_SEGMENT)
     assert again.returncode == 0, again.stderr[-3000:]
     assert (out / "parts" / "part-000000.npz").stat().st_mtime_ns == done_before
     np.testing.assert_array_equal(np.load(out / "predictions.npz")["labels"], complete)
@@ -154,8 +146,8 @@ def test_finished_results_are_never_overwritten(
     trained_run: Path, tiny_data_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "seg"
-    assert run_segment_cli(tiny_data_dir, out, f"run_dir={trained_run}", *FAST).returncode == 0
-    again = run_segment_cli(tiny_data_dir, out, f"run_dir={trained_run}", *FAST)
+    assert run_segment_cli(tiny_data_dir, out, f"run_dir={trained_run}", *TINY_SEGMENT).returncode == 0
+    again = run_segment_cli(tiny_data_dir, out, f"run_dir={trained_run}", *TINY_SEGMENT)
     assert again.returncode == 1
     assert "nothing was overwritten" in again.stderr
 
@@ -164,9 +156,9 @@ def test_resuming_with_other_settings_is_refused(
     trained_run: Path, tiny_data_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "seg"
-    assert run_segment_cli(tiny_data_dir, out, f"run_dir={trained_run}", *FAST).returncode == 0
+    assert run_segment_cli(tiny_data_dir, out, f"run_dir={trained_run}", *TINY_SEGMENT).returncode == 0
     (out / "summary.json").unlink()
-    other = run_segment_cli(tiny_data_dir, out, f"run_dir={trained_run}", *FAST, "noise.std=0.01")
+    other = run_segment_cli(tiny_data_dir, out, f"run_dir={trained_run}", *TINY_SEGMENT, "noise.std=0.01")
     assert other.returncode == 1
     assert "other settings" in other.stderr
 
@@ -184,7 +176,9 @@ def test_resuming_with_other_settings_is_refused(
 def test_bad_settings_fail_with_one_paragraph(
     trained_run: Path, tiny_data_dir: Path, tmp_path: Path, overrides: list[str], message: str
 ) -> None:
-    result = run_segment_cli(tiny_data_dir, tmp_path / "seg", f"run_dir={trained_run}", *FAST, *overrides)
+    result = run_segment_cli(
+        tiny_data_dir, tmp_path / "seg", f"run_dir={trained_run}", *TINY_SEGMENT, *overrides
+    )
     assert result.returncode == 1
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -197,7 +191,12 @@ def test_checkpoint_that_does_not_fit_the_config_is_explained(
     checkpoint = tmp_path / "authors.pth"
     write_authors_checkpoint(checkpoint, model, step=1, flags={"model": "AE_model", "z_dim": 5})
     result = run_segment_cli(
-        tiny_data_dir, tmp_path / "seg", f"ckpt_path={checkpoint}", "data=kanizsa", "+model.z_dim=15", *FAST
+        tiny_data_dir,
+        tmp_path / "seg",
+        f"ckpt_path={checkpoint}",
+        "data=kanizsa",
+        "+model.z_dim=15",
+        *TINY_SEGMENT,
     )
     assert result.returncode == 1
     assert "z_dim" in result.stderr

@@ -41,8 +41,13 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError) as error:
+        detail = (
+            "not a PyTorch file of tensors; other pickled objects are never loaded"
+            if isinstance(error, pickle.UnpicklingError)
+            else f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+        )
         raise LNSError(
-            f"Checkpoint {path} cannot be read ({type(error).__name__}: {str(error).splitlines()[0][:200]}). "
+            f"Checkpoint {path} cannot be read ({detail}). "
             "It may be truncated or not a PyTorch checkpoint; use checkpoints/last.ckpt or an earlier "
             "periodic checkpoint of the run."
         ) from error

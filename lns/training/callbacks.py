@@ -12,6 +12,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from lns.run_layout import LAST_CHECKPOINT
 from lns.viz.figures import save_curves, save_image_grid
 
 CURVE_KEYS = ("train/loss", "train/recon", "train/kl", "train/geco_beta", "train/recon_ema", "val/recon")
@@ -114,14 +115,25 @@ class GracefulInterrupt(pl.Callback):
         self.requested = True
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Remember the handlers from before the run (they are put back when it ends)."""
         if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handler)
+            self._previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Take the signals over here, after Lightning installed its SIGTERM handler: that one stops the run at
+        its next check (also during validation) without writing a checkpoint."""
+        for signum in self._previous:
+            signal.signal(signum, self._handler)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
+            if handler is not None:
+                signal.signal(signum, handler)
         self._previous.clear()
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        """A failed run gives the signals back too (on_fit_end is not called then)."""
+        self.on_fit_end(trainer, pl_module)
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
         requested = self.requested
@@ -131,6 +143,28 @@ class GracefulInterrupt(pl.Callback):
             trainer.save_checkpoint(Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt")
             trainer.should_stop = True
             self.stopped_at = trainer.global_step
+
+
+class FinalCheckpoint(pl.Callback):
+    """When training ends, make sure ``checkpoints/last.ckpt`` holds the final step.
+
+    ModelCheckpoint saves every ``every_n_train_steps`` only (at the end only if it never saved), so a run whose
+    ``max_steps`` is not a multiple of it would otherwise end with an older ``last.ckpt``, which segmentation and
+    resuming would then use.
+    """
+
+    def __init__(self) -> None:
+        self.saved_step: int | None = None
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        self.saved_step = trainer.global_step
+
+    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        self.saved_step = checkpoint["global_step"]
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.saved_step != trainer.global_step:
+            trainer.save_checkpoint(Path(trainer.default_root_dir) / LAST_CHECKPOINT)
 
 
 class RankConsistency(pl.Callback):

@@ -1,0 +1,139 @@
+"""Shared helpers of the benchmarks: the machine, a device-aware timer, and the results file."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS_DIR = REPO / "bench" / "results"
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (or what the platform module knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (affinity), else the machine's count."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def machine() -> str:
+    """One line naming the CPU, cores, GPU (if any) and the software versions."""
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (
+        f"{cpu_model()}, {usable_cpus()} usable CPUs; {gpu}; {platform.system()} {platform.release()}; "
+        f"Python {platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    )
+
+
+def pick_device(name: str | None) -> torch.device:
+    """``name`` as a device; None = the first GPU when there is one, else the CPU."""
+    if name is None:
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        sys.exit(f"--device {name} asked for, but torch sees no CUDA GPU.")
+    return device
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work so wall-clock times include it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class Stopwatch:
+    """Accumulates seconds over ``with watch.running():`` blocks, synchronising the device at both ends."""
+
+    def __init__(self, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.seconds = 0.0
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        synchronize(self.device)
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            synchronize(self.device)
+            self.seconds += time.perf_counter() - started
+
+
+def git_revision() -> str:
+    """The checkout's commit (with ``+dirty`` when there are local changes), or ``unknown``."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True)
+        return commit + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    """A Markdown table; text columns left-aligned, numeric ones right-aligned."""
+    numeric = [all(isinstance(row[i], int | float) for row in rows) for i in range(len(headers))]
+    lines = [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---:" if right else "---" for right in numeric) + "|",
+    ]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(value) for value in row) + " |")
+    return lines
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def write_results(
+    name: str,
+    title: str,
+    settings: dict[str, object],
+    table: Sequence[str],
+    notes: Sequence[str] = (),
+    output: Path | None = None,
+) -> Path:
+    """Print ``table`` (and notes) and write them with the machine and settings to ``bench/results/<name>.md``."""
+    path = output or RESULTS_DIR / f"{name}.md"
+    lines = [
+        f"# {title}",
+        "",
+        f"- date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
+        f"- machine: {machine()}",
+        f"- code: {git_revision()}",
+        f"- command: `python {' '.join(sys.argv)}`",
+        *(f"- {key}: {value}" for key, value in settings.items()),
+        "",
+        *table,
+    ]
+    if notes:
+        lines += ["", *notes]
+    print("\n".join([*table, *([""] if notes else []), *notes]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    print(f"wrote {path}")
+    return path

@@ -1,0 +1,77 @@
+"""Names of the datasets, their folders, and the command that generates each one."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from lns.errors import LNSError
+
+DATASET_FOLDERS: dict[str, str] = {
+    "closure": "dClosure",
+    "continuity": "dContinuity",
+    "illusory_occlusion": "dIlluOcclusion",
+    "gradient_occlusion": "dGradOcclusion",
+    "kanizsa": "dKanizsa",
+    "proximity": "dProximity",
+    "celeba": "dCeleba",
+}
+GG_DATASETS: tuple[str, ...] = tuple(name for name in DATASET_FOLDERS if name != "celeba")
+SUPPORTED_IMAGE_SIZES: tuple[int, ...] = (64, 256)
+HIGH_RES_SUFFIX = "_256"
+
+
+def check_name(name: str) -> str:
+    """Return the lower-case CLI name, or raise LNSError listing the valid names."""
+    key = str(name).strip().lower()
+    if key not in DATASET_FOLDERS:
+        raise LNSError(
+            f"Unknown dataset {name!r}. Valid names are: {', '.join(DATASET_FOLDERS)} "
+            "(or 'all' for the six Good Gestalt datasets when generating)."
+        )
+    return key
+
+
+def check_image_size(image_size: int) -> int:
+    """Return the image size, or raise LNSError naming the supported sizes."""
+    if isinstance(image_size, bool) or image_size not in SUPPORTED_IMAGE_SIZES:
+        raise LNSError(
+            f"Unsupported image size {image_size!r}: the datasets exist at "
+            f"{' and '.join(map(str, SUPPORTED_IMAGE_SIZES))} pixels. Use image_size=64 or image_size=256."
+        )
+    return int(image_size)
+
+
+def folder_name(name: str, image_size: int = 64) -> str:
+    """The authors' folder name: ``dKanizsa`` at 64x64, ``dKanizsa_256`` at 256x256."""
+    folder = DATASET_FOLDERS[check_name(name)]
+    return folder + HIGH_RES_SUFFIX if check_image_size(image_size) == 256 else folder
+
+
+def dataset_dir(data_dir: str | Path, name: str, image_size: int = 64) -> Path:
+    """The folder of one dataset under ``data_dir``."""
+    return Path(data_dir) / folder_name(name, image_size)
+
+
+def name_from_folder(folder: str) -> tuple[str, int] | None:
+    """Inverse of `folder_name`: ``dKanizsa_256`` -> ("kanizsa", 256); None for an unknown folder."""
+    size = 256 if folder.endswith(HIGH_RES_SUFFIX) else 64
+    base = folder.removesuffix(HIGH_RES_SUFFIX).lower()
+    for name, known in DATASET_FOLDERS.items():
+        if known.lower() == base:
+            return name, size
+    return None
+
+
+def generate_command(name: str, data_dir: str | Path, image_size: int = 64) -> str:
+    """The exact ``python -m data_gen ...`` command that writes this dataset into ``data_dir``."""
+    key = check_name(name)
+    parts = [
+        "python -m data_gen",
+        f"dataset={key}",
+        f"paths.data_dir={shlex.quote(str(data_dir))}",
+        f"image_size={check_image_size(image_size)}",
+    ]
+    if key == "celeba":
+        parts.append("celeba_dir=/path/to/CelebAMask-HQ")
+    return " ".join(parts)
