@@ -1,9 +1,11 @@
 """Train an autoencoder or beta-VAE on a Good Gestalt dataset: python run_train.py [overrides]."""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
-from lns.entry import run_or_explain
+from lns.entry import INTERRUPTED_EXIT_CODE, run_or_explain
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -13,9 +15,9 @@ def main(cfg: DictConfig) -> None:
     result = run_or_explain(lambda: train(cfg))
     print(f"run directory: {result['run_dir']}")
     if result["interrupted"]:
-        print(
-            f"interrupted at step {result['global_step']}; resume with the same hydra.run.dir or ckpt_path="
-        )
+        print(f"interrupted at step {result['global_step']}; resume with the same hydra.run.dir or ckpt_path=")
+        # A non-zero status stops a sweep too: Ctrl-C means stop, not "go on with the next job".
+        sys.exit(INTERRUPTED_EXIT_CODE)
 
 
 if __name__ == "__main__":

@@ -86,6 +86,9 @@ def main() -> None:
     parser.add_argument("--jacobian-chunk", type=int, default=16, help="images per Jacobian batch")
     parser.add_argument("--workers", type=int, default=0, help="clustering processes (0 = one per CPU)")
     parser.add_argument("--device", default=None, help="default: cuda if present")
+    parser.add_argument(
+        "--dtype", default="float32", choices=["float32", "float64"], help="model and feature precision"
+    )
     parser.add_argument("--output", type=Path, default=None, help="results file (default bench/results/...)")
     args = parser.parse_args()
     if not (args.run_dir or args.ckpt):
@@ -101,8 +104,9 @@ def main() -> None:
     )
     if not 0 < args.images <= len(arrays.images):
         sys.exit(f"--images must be 1..{len(arrays.images)} for {dataset} {args.split}.")
-    model = source.model.to(device).eval()
-    images = torch.from_numpy(arrays.images[: args.images]).to(device)
+    dtype = getattr(torch, args.dtype)
+    model = source.model.to(device, dtype).eval()
+    images = torch.from_numpy(arrays.images[: args.images]).to(device, dtype)
     masks = torch.from_numpy(arrays.masks[: args.images])
     with torch.no_grad():
         means = torch.cat([model.latent_mean(chunk) for chunk in images.split(args.batch_size)])
@@ -155,7 +159,7 @@ def main() -> None:
         "model": f"{source.kind.upper()} z_dim={model.z_dim}, {source.run_dir or source.checkpoint}",
         "data": f"{dataset} {args.split}, first {args.images} images, {source.image_size}x{source.image_size}",
         "settings": f"sigma={args.std:g} (latent noise), exact ward (WardClustering, workers={args.workers}), "
-        f"clusters = each mask's label count, batch {args.batch_size} images, device {device}",
+        f"clusters = each mask's label count, batch {args.batch_size} images, device {device}, {args.dtype}",
     }
     notes = [
         "ARI: mean over images, then mean ± std over the noise seeds (population std). ARI-FG: foreground "

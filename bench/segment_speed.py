@@ -2,7 +2,7 @@
 
     python bench/segment_speed.py                       # 100 dKanizsa test images, T=40, ward, untrained AE
     python bench/segment_speed.py --run-dir outputs/train/<run> --data-dir data
-    python bench/segment_speed.py --large               # adds the 256x256 lean-ward memory line (slow)
+    python bench/segment_speed.py --large               # adds the 256x256 lean-ward memory line (~20 s)
 
 Rows, all on the same images, noise draws (one generator per image, lns.segmentation.features) and
 cluster counts (each mask's label count):
@@ -293,7 +293,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="for encoding/decoding (default: cuda if present)")
     parser.add_argument("--skip-process", action="store_true", help="do not time run_segment.py")
-    parser.add_argument("--large", action="store_true", help="add the 256x256 lean-ward memory line (slow)")
+    parser.add_argument("--large", action="store_true", help="add the 256x256 lean-ward memory line (~20 s)")
     parser.add_argument("--large-perturb-num", type=int, default=4, help="T of the --large line")
     parser.add_argument("--large-size", type=int, default=256, choices=[64, 256], help="image size of --large")
     parser.add_argument("--large-child", action="store_true", help=argparse.SUPPRESS)

@@ -7,7 +7,12 @@ import textwrap
 from collections.abc import Callable
 from typing import TypeVar
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+
 from lns.errors import LNSError
+
+INTERRUPTED_EXIT_CODE = 130
 
 T = TypeVar("T")
 
@@ -24,8 +29,17 @@ def user_error(error: BaseException) -> LNSError | None:
     return None
 
 
+def in_multirun() -> bool:
+    """True inside a job of a Hydra ``--multirun`` sweep."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def run_or_explain(job: Callable[[], T]) -> T:
-    """Run ``job``; an :class:`LNSError` is printed as one wrapped paragraph and the process exits with status 1."""
+    """Run ``job``; an :class:`LNSError` is printed as one wrapped paragraph and the process exits with status 1.
+
+    Inside a sweep the error is re-raised after printing instead, so Hydra marks this job failed, runs the
+    remaining jobs, and reports the failure at the end.
+    """
     try:
         return job()
     except Exception as error:
@@ -35,4 +49,6 @@ def run_or_explain(job: Callable[[], T]) -> T:
         # Never break inside a word: paths and commands in the message must stay copyable.
         paragraph = textwrap.fill(f"error: {explained}", width=100, break_long_words=False, break_on_hyphens=False)
         print("\n" + paragraph + "\n", file=sys.stderr)
+        if in_multirun():
+            raise explained from None
         sys.exit(1)

@@ -28,6 +28,7 @@ from lns.viz.figures import save_segmentation_panels
 from lns.viz.umap_plot import embed_umap, save_umap_scatter
 
 SUMMARY = "summary.json"
+PRECISIONS = {"float32": torch.float32, "float64": torch.float64}
 
 
 def feature_settings(cfg: DictConfig) -> FeatureSettings:
@@ -38,13 +39,9 @@ def feature_settings(cfg: DictConfig) -> FeatureSettings:
     if cfg.noise.std <= 0:
         raise LNSError(f"noise.std={cfg.noise.std} must be positive (the paper uses 0.001).")
     if cfg.noise.perturb_num < 2:
-        raise LNSError(
-            f"noise.perturb_num={cfg.noise.perturb_num} must be at least 2 (differences need two)."
-        )
+        raise LNSError(f"noise.perturb_num={cfg.noise.perturb_num} must be at least 2 (differences need two).")
     if cfg.noise.site not in ("latent", "output"):
-        raise LNSError(
-            f"noise.site={cfg.noise.site} is unknown; valid: latent, output (the paper's control)."
-        )
+        raise LNSError(f"noise.site={cfg.noise.site} is unknown; valid: latent, output (the paper's control).")
     return FeatureSettings(
         kind=kind,
         std=float(cfg.noise.std),
@@ -68,6 +65,7 @@ def settings_record(cfg: DictConfig, source: ModelSource, dataset: str, features
         "clustering": cfg.clustering.name,
         "n_clusters": int(cfg.n_clusters),
         "seed": features.seed,
+        "precision": cfg.precision,
         "test_num": cfg.test_num,
         "checkpoint": str(source.checkpoint),
         "run_dir": str(source.run_dir) if source.run_dir else None,
@@ -79,9 +77,7 @@ def load_test_split(cfg: DictConfig, dataset: str, image_size: int) -> tuple[Spl
     if cfg.split not in MASKED_SPLITS:
         raise LNSError(f"split={cfg.split} has no masks to score against; valid: {', '.join(MASKED_SPLITS)}.")
     data_dir = Path(cfg.paths.data_dir)
-    arrays = load_split(
-        dataset_dir(data_dir, dataset, image_size), cfg.split, name=dataset, data_dir=data_dir
-    )
+    arrays = load_split(dataset_dir(data_dir, dataset, image_size), cfg.split, name=dataset, data_dir=data_dir)
     available = len(arrays.images)
     count = available if cfg.test_num is None else int(cfg.test_num)
     if not 0 < count <= available:
@@ -162,11 +158,7 @@ def progress(items: list[int], label: str) -> list[int]:
 
 def format_table(summary: dict[str, Any]) -> str:
     """The one-row Markdown ARI table printed at the end of a segmentation."""
-    fg = (
-        "n/a"
-        if summary["ari_fg_mean"] is None
-        else f"{summary['ari_fg_mean']:.3f} ± {summary['ari_fg_std']:.3f}"
-    )
+    fg = "n/a" if summary["ari_fg_mean"] is None else f"{summary['ari_fg_mean']:.3f} ± {summary['ari_fg_std']:.3f}"
     noise = summary["noise"]
     method = (
         "jacobian"
@@ -188,13 +180,14 @@ def segment(cfg: DictConfig) -> dict[str, Any]:
     """Segment ``cfg.split`` of the model's dataset; resumes an interrupted run in the same directory."""
     out_dir = Path(cfg.paths.output_dir)
     if (out_dir / SUMMARY).exists():
-        raise LNSError(
-            f"{out_dir} already holds a finished segmentation ({SUMMARY}); nothing was overwritten."
-        )
+        raise LNSError(f"{out_dir} already holds a finished segmentation ({SUMMARY}); nothing was overwritten.")
     features = feature_settings(cfg)
     if cfg.batch_size < 1:
         raise LNSError(f"batch_size={cfg.batch_size} must be at least 1 (images segmented at a time).")
+    if cfg.precision not in PRECISIONS:
+        raise LNSError(f"precision={cfg.precision} is unknown; valid: {', '.join(PRECISIONS)}.")
     source = resolve_source(cfg)
+    source.model.to(PRECISIONS[cfg.precision])
     dataset = cfg.data.name if cfg.get("data") else source.dataset
     if dataset is None:
         raise LNSError(f"Cannot tell which dataset {source.checkpoint} was trained on; pass data=<name>.")

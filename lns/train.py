@@ -43,9 +43,7 @@ def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
     if cfg.ckpt_path:
         path = Path(cfg.ckpt_path)
         if not path.is_file():
-            raise LNSError(
-                f"ckpt_path={cfg.ckpt_path} does not exist. Give the path of a .ckpt file to resume."
-            )
+            raise LNSError(f"ckpt_path={cfg.ckpt_path} does not exist. Give the path of a .ckpt file to resume.")
         return path
     own = run_dir / LAST_CHECKPOINT
     return own if cfg.auto_resume and own.is_file() else None

@@ -84,9 +84,7 @@ def test_authors_style_file_with_data_parallel_prefix(tmp_path: Path) -> None:
     model = Autoencoder(z_dim=15, variational=True)
     net = {f"module.{key}": value for key, value in model.state_dict().items()}
     geco = {"err_ema": None, "beta": torch.tensor(1.0)}
-    torch.save(
-        _payload(model, model_states={"net": net}, iter=torch.tensor(5), geco_states=geco), tmp_path / "c"
-    )
+    torch.save(_payload(model, model_states={"net": net}, iter=torch.tensor(5), geco_states=geco), tmp_path / "c")
     loaded = load_authors_checkpoint(tmp_path / "c")
     _assert_same_weights(loaded.model, model)
     assert loaded.step == 5 and loaded.geco_beta == 1.0 and loaded.geco_err_ema is None
@@ -144,9 +142,7 @@ def test_unknown_model_name(tmp_path: Path) -> None:
 def test_weights_that_do_not_fit_the_flags(tmp_path: Path) -> None:
     model = Autoencoder(z_dim=10)
     torch.save(_payload(model, flag_dict={"model": "AE_model", "z_dim": 15}), tmp_path / "a")
-    with pytest.raises(
-        LNSError, match=r"shape mismatches encoder\.15\.weight \(10, 128\) \(model: \(15, 128\)\)"
-    ):
+    with pytest.raises(LNSError, match=r"shape mismatches encoder\.15\.weight \(10, 128\) \(model: \(15, 128\)\)"):
         load_authors_checkpoint(tmp_path / "a")
     net = dict(model.state_dict())
     del net["decoder.15.bias"]
@@ -159,9 +155,7 @@ def test_weights_that_do_not_fit_the_flags(tmp_path: Path) -> None:
 def test_expected_model_mismatch(tmp_path: Path) -> None:
     path = tmp_path / "c.pth"
     write_authors_checkpoint(path, Autoencoder(z_dim=15, variational=True), step=1, flags={})
-    with pytest.raises(
-        LNSError, match=r"holds a VAE \(BetaVAE_model\) with z_dim=15.*asks for a VAE .* z_dim=10"
-    ):
+    with pytest.raises(LNSError, match=r"holds a VAE \(BetaVAE_model\) with z_dim=15.*asks for a VAE .* z_dim=10"):
         load_authors_checkpoint(path, expect_z_dim=10)
     with pytest.raises(LNSError, match=r"holds a VAE .*asks for an AE \(AE_model\) with z_dim=15"):
         load_authors_checkpoint(path, expect_variational=False)
@@ -178,9 +172,7 @@ class _Exploit:
 def test_pickled_objects_are_refused_not_executed(tmp_path: Path) -> None:
     marker = tmp_path / "executed"
     model = Autoencoder(z_dim=3)
-    torch.save(
-        _payload(model, flag_dict={"model": "AE_model", "z_dim": 3, "x": _Exploit(marker)}), tmp_path / "c"
-    )
+    torch.save(_payload(model, flag_dict={"model": "AE_model", "z_dim": 3, "x": _Exploit(marker)}), tmp_path / "c")
     with pytest.raises(LNSError, match="refused without running"):
         load_authors_checkpoint(tmp_path / "c")
     assert not marker.exists()

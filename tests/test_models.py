@@ -91,9 +91,7 @@ def test_initialisation() -> None:
     assert model.decoder[7].weight.abs().max().item() <= bound
 
 
-@pytest.mark.parametrize(
-    ("variational", "image_size", "channels"), [(False, 64, 3), (True, 64, 1), (True, 256, 3)]
-)
+@pytest.mark.parametrize(("variational", "image_size", "channels"), [(False, 64, 3), (True, 64, 1), (True, 256, 3)])
 def test_forward_shapes(variational: bool, image_size: int, channels: int) -> None:
     model = Autoencoder(z_dim=7, variational=variational, channels=channels, image_size=image_size)
     x = torch.rand(2, channels, image_size, image_size)

@@ -91,9 +91,7 @@ def test_reference_column_beside_matching_variant(tmp_path):
     report = write_report([tmp_path / "runs"], reference=reference)
     assert report.table.columns == ["AE", "AE (paper)", "VAE", "VAE (paper)"]
     assert report.table.get("kanizsa", "AE (paper)").mean == pytest.approx(0.71)
-    assert (
-        "| kanizsa | 0.600 ± 0.000 (n=1) | 0.710 ± 0.050 | 0.500 ± 0.000 (n=1) | 0.660 |" in report.markdown
-    )
+    assert "| kanizsa | 0.600 ± 0.000 (n=1) | 0.710 ± 0.050 | 0.500 ± 0.000 (n=1) | 0.660 |" in report.markdown
     assert any("closure/AE (paper)" in note for note in report.notes)
 
 
@@ -166,8 +164,6 @@ def test_cli(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "| kanizsa | 0.600 ± 0.000 (n=1) |" in done.stdout
     assert (tmp_path / "out" / "table.md").is_file()
-    failed = subprocess.run(
-        [*command[:3], str(tmp_path / "nowhere")], capture_output=True, text=True, check=False
-    )
+    failed = subprocess.run([*command[:3], str(tmp_path / "nowhere")], capture_output=True, text=True, check=False)
     assert failed.returncode == 1
     assert "not a directory" in failed.stderr and "Traceback" not in failed.stderr

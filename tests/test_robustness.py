@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 import torch
 
+from lns.entry import INTERRUPTED_EXIT_CODE
 from lns.models import Autoencoder, write_authors_checkpoint
 from lns.objectives import GecoObjective
 from lns.segmentation.parts import PartStore
@@ -464,7 +465,7 @@ def test_sigterm_writes_a_checkpoint_and_resuming_continues_exactly(tiny_data_di
         out, err = process.communicate(timeout=120)
     finally:
         process.kill()
-    assert process.returncode == 0, err[-3000:]
+    assert process.returncode == INTERRUPTED_EXIT_CODE, err[-3000:]
     stopped = torch.load(run_dir / LAST, weights_only=True)
     step = stopped["global_step"]
     assert 1 <= step < 1000
@@ -485,6 +486,15 @@ def test_sigterm_writes_a_checkpoint_and_resuming_continues_exactly(tiny_data_di
     _same_state(expected["state_dict"], final["state_dict"], "state_dict")
     _same_state(expected["optimizer_states"], final["optimizer_states"], "optimizer_states")
     assert not list(run_dir.glob("checkpoints/last-v*.ckpt"))
+
+
+def test_first_ctrl_c_asks_for_a_checkpoint_a_second_one_aborts() -> None:
+    interrupt = GracefulInterrupt()
+    interrupt._handler(signal.SIGINT, None)
+    assert interrupt.requested
+    interrupt._handler(signal.SIGTERM, None)
+    with pytest.raises(KeyboardInterrupt):
+        interrupt._handler(signal.SIGINT, None)
 
 
 class InterruptAtOnce(GracefulInterrupt):

@@ -20,7 +20,8 @@ from lns.models import Autoencoder, write_authors_checkpoint
 from lns.segmentation.clustering import WardClustering
 from lns.segmentation.features import image_generators, noise_features
 from lns.segmentation.source import resolve_source
-from tests.conftest import REPO, TINY_SEGMENT
+from lns.segment import segment
+from tests.conftest import REPO, TINY_SEGMENT, compose_config
 
 
 def run_segment_cli(data_dir: Path, out_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
@@ -34,9 +35,7 @@ def run_segment_cli(data_dir: Path, out_dir: Path, *overrides: str) -> subproces
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
-def test_segmenting_a_training_run_writes_every_output(
-    trained_run: Path, tiny_data_dir: Path, tmp_path: Path
-):
+def test_segmenting_a_training_run_writes_every_output(trained_run: Path, tiny_data_dir: Path, tmp_path: Path):
     out = tmp_path / "seg"
     result = run_segment_cli(
         tiny_data_dir, out, f"run_dir={trained_run}", *TINY_SEGMENT, "umap_num=1", "umap_neighbors=15"
@@ -88,9 +87,7 @@ def authors_checkpoint(tmp_path: Path) -> tuple[Path, Autoencoder]:
     return checkpoint, model
 
 
-def test_run_segment_takes_an_authors_checkpoint(
-    authors_checkpoint, tiny_data_dir: Path, tmp_path: Path
-) -> None:
+def test_run_segment_takes_an_authors_checkpoint(authors_checkpoint, tiny_data_dir: Path, tmp_path: Path) -> None:
     checkpoint, _ = authors_checkpoint
     out = tmp_path / "seg"
     result = run_segment_cli(tiny_data_dir, out, f"ckpt_path={checkpoint}", *TINY_SEGMENT)
@@ -125,9 +122,7 @@ def test_pipeline_on_authors_weights_equals_their_one_image_tester(authors_check
         assert adjusted_rand_score(expected, labels[i]) == 1.0
 
 
-def test_interrupted_segmentation_resumes_without_recomputing(
-    trained_run: Path, tiny_data_dir: Path, tmp_path
-):
+def test_interrupted_segmentation_resumes_without_recomputing(trained_run: Path, tiny_data_dir: Path, tmp_path):
     out = tmp_path / "seg"
     first = run_segment_cli(tiny_data_dir, out, f"run_dir={trained_run}", *TINY_SEGMENT)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -142,9 +137,7 @@ def test_interrupted_segmentation_resumes_without_recomputing(
     np.testing.assert_array_equal(np.load(out / "predictions.npz")["labels"], complete)
 
 
-def test_finished_results_are_never_overwritten(
-    trained_run: Path, tiny_data_dir: Path, tmp_path: Path
-) -> None:
+def test_finished_results_are_never_overwritten(trained_run: Path, tiny_data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "seg"
     assert run_segment_cli(tiny_data_dir, out, f"run_dir={trained_run}", *TINY_SEGMENT).returncode == 0
     again = run_segment_cli(tiny_data_dir, out, f"run_dir={trained_run}", *TINY_SEGMENT)
@@ -152,9 +145,7 @@ def test_finished_results_are_never_overwritten(
     assert "nothing was overwritten" in again.stderr
 
 
-def test_resuming_with_other_settings_is_refused(
-    trained_run: Path, tiny_data_dir: Path, tmp_path: Path
-) -> None:
+def test_resuming_with_other_settings_is_refused(trained_run: Path, tiny_data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "seg"
     assert run_segment_cli(tiny_data_dir, out, f"run_dir={trained_run}", *TINY_SEGMENT).returncode == 0
     (out / "summary.json").unlink()
@@ -176,17 +167,13 @@ def test_resuming_with_other_settings_is_refused(
 def test_bad_settings_fail_with_one_paragraph(
     trained_run: Path, tiny_data_dir: Path, tmp_path: Path, overrides: list[str], message: str
 ) -> None:
-    result = run_segment_cli(
-        tiny_data_dir, tmp_path / "seg", f"run_dir={trained_run}", *TINY_SEGMENT, *overrides
-    )
+    result = run_segment_cli(tiny_data_dir, tmp_path / "seg", f"run_dir={trained_run}", *TINY_SEGMENT, *overrides)
     assert result.returncode == 1
     assert message in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_checkpoint_that_does_not_fit_the_config_is_explained(
-    trained_run: Path, tiny_data_dir: Path, tmp_path
-):
+def test_checkpoint_that_does_not_fit_the_config_is_explained(trained_run: Path, tiny_data_dir: Path, tmp_path):
     model = Autoencoder(z_dim=5)
     checkpoint = tmp_path / "authors.pth"
     write_authors_checkpoint(checkpoint, model, step=1, flags={"model": "AE_model", "z_dim": 5})
@@ -200,3 +187,20 @@ def test_checkpoint_that_does_not_fit_the_config_is_explained(
     )
     assert result.returncode == 1
     assert "z_dim" in result.stderr
+
+
+def test_label_maps_do_not_depend_on_batch_size(trained_run: Path, tiny_data_dir: Path, tmp_path: Path) -> None:
+    labels = {}
+    for batch_size in (1, 4):
+        overrides = [f"run_dir={trained_run}", f"paths.data_dir={tiny_data_dir}", *TINY_SEGMENT]
+        cfg = compose_config("segment", [*overrides, f"batch_size={batch_size}"], tmp_path / f"b{batch_size}")
+        segment(cfg)
+        labels[batch_size] = np.load(tmp_path / f"b{batch_size}" / "predictions.npz")["labels"]
+    np.testing.assert_array_equal(labels[1], labels[4])
+
+
+def test_float64_precision_is_recorded_and_segments(trained_run: Path, tiny_data_dir: Path, tmp_path: Path) -> None:
+    overrides = [f"run_dir={trained_run}", f"paths.data_dir={tiny_data_dir}", *TINY_SEGMENT, "precision=float64"]
+    result = segment(compose_config("segment", overrides, tmp_path))
+    assert result["summary"]["precision"] == "float64"
+    assert result["summary"]["n_images"] == 4

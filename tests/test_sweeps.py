@@ -22,6 +22,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.plugins.environments import SLURMEnvironment
 
+from lns.atomic import atomic_write_text
 from lns.data.catalog import GG_DATASETS
 from lns.report.__main__ import main as report_main
 from lns.train import build_trainer, train
@@ -94,7 +95,7 @@ class PauseForPreemption(pl.Callback):
         if trainer.global_step != self.step or pid_file.exists():
             return
         (requeue,) = [cb for cb in trainer.callbacks if isinstance(cb, CheckpointBeforeRequeue)]
-        pid_file.write_text(str(os.getpid()))
+        atomic_write_text(pid_file, str(os.getpid()))  # the test reads it as soon as it exists
         deadline = time.monotonic() + self.timeout_s
         while not requeue.requested:
             if time.monotonic() > deadline:
@@ -102,12 +103,11 @@ class PauseForPreemption(pl.Callback):
             time.sleep(0.05)
 
 
-def wait_for(paths: list[Path], process: subprocess.Popen, timeout_s: float) -> None:
+def wait_for(paths: list[Path], process: subprocess.Popen, log: Path, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while not all(path.exists() for path in paths):
         if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise AssertionError(f"jobs never paused: {process.communicate()[0][-3000:]}")
+            raise AssertionError(f"the jobs never paused:\n{log.read_text()[-3000:]}")
         time.sleep(0.1)
 
 
@@ -136,13 +136,19 @@ def test_local_launcher_runs_two_jobs_and_a_preempted_job_resumes_where_it_stopp
         "+callbacks.pause._target_=tests.test_sweeps.PauseForPreemption",
         "+callbacks.pause.step=3",
     ]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tmp_path / "multirun.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     jobs = [sweep_dir / "0", sweep_dir / "1"]
-    wait_for([job / "paused.pid" for job in jobs], process, timeout_s=240)
-    for job in jobs:
-        os.kill(int((job / "paused.pid").read_text()), submitit_signal())
-    output = process.communicate(timeout=240)[0]
-    assert process.returncode == 0, output[-3000:]
+    try:
+        wait_for([job / "paused.pid" for job in jobs], process, log, timeout_s=240)
+        for job in jobs:
+            os.kill(int((job / "paused.pid").read_text()), submitit_signal())
+        assert process.wait(timeout=240) == 0, log.read_text()[-3000:]
+    finally:
+        if process.poll() is None:  # a failure above: stop the multirun and its submitit jobs
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
     assert len(list((sweep_dir / ".submitit").glob("[0-9]*"))) == 2
     seeds = set()
@@ -344,3 +350,23 @@ def test_segment_multirun_over_two_noise_values_feeds_the_report_and_wandb(
     assert report_main([str(sweep_dir)]) == 0
     assert "kanizsa" in (sweep_dir / "table.md").read_text()
     assert (sweep_dir / "ari_vs_std.png").stat().st_size > 0
+
+
+def test_a_user_error_in_one_job_does_not_stop_the_rest_of_the_sweep(
+    trained_run: Path, tiny_data_dir: Path, tmp_path: Path
+) -> None:
+    sweep = tmp_path / "sweep"
+    command = [
+        sys.executable,
+        "run_segment.py",
+        "-m",
+        f"run_dir={tmp_path / 'missing'},{trained_run}",
+        f"paths.data_dir={tiny_data_dir}",
+        f"hydra.sweep.dir={sweep}",
+        *TINY_SEGMENT,
+    ]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "is not a training run directory" in result.stderr
+    assert not (sweep / "0" / "summary.json").exists()
+    assert (sweep / "1" / "summary.json").is_file()

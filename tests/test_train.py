@@ -77,9 +77,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tiny_data_dir: Path,
 
 
 @pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
-def test_every_experiment_composes_and_trains_one_step(
-    experiment: str, tiny_data_dir: Path, tmp_path: Path
-) -> None:
+def test_every_experiment_composes_and_trains_one_step(experiment: str, tiny_data_dir: Path, tmp_path: Path) -> None:
     cfg = compose_config(
         "train",
         [f"experiment={experiment}", *TINY_TRAIN, f"paths.data_dir={tiny_data_dir}", "trainer.max_steps=1"],

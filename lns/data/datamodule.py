@@ -93,6 +93,4 @@ class NpzDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> SequentialBatches:
         assert self.valid_images is not None, "setup() must run first"
-        return SequentialBatches(
-            self.valid_images, self.batch_size, rank=self._rank(), world_size=self._world_size()
-        )
+        return SequentialBatches(self.valid_images, self.batch_size, rank=self._rank(), world_size=self._world_size())

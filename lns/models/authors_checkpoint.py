@@ -147,9 +147,7 @@ def _as_float(value: Any, name: str, path: Path) -> float | None:
         return float(value)
     if isinstance(value, (int, float)):
         return float(value)
-    raise LNSError(
-        f"Checkpoint {path}: geco_states['{name}'] is {value!r}, expected a scalar tensor or None."
-    )
+    raise LNSError(f"Checkpoint {path}: geco_states['{name}'] is {value!r}, expected a scalar tensor or None.")
 
 
 def _int_flag(flags: Mapping, key: str, default: int | None, path: Path) -> int:
@@ -180,8 +178,7 @@ def load_authors_checkpoint(
     model_name = flags["model"]
     if model_name not in MODEL_NAMES:
         raise LNSError(
-            f"Checkpoint {path}: flag_dict['model'] is {model_name!r}; supported models are "
-            f"{', '.join(MODEL_NAMES)}."
+            f"Checkpoint {path}: flag_dict['model'] is {model_name!r}; supported models are {', '.join(MODEL_NAMES)}."
         )
     variational = MODEL_NAMES[model_name]
     z_dim = _int_flag(flags, "z_dim", None, path)

@@ -87,9 +87,7 @@ class Autoencoder(nn.Module):
                 f"not {image_size}; set the model's image_size (and the dataset) to one of them."
             )
         if z_dim < 1 or channels < 1:
-            raise LNSError(
-                f"z_dim and channels must be positive integers, got z_dim={z_dim}, channels={channels}."
-            )
+            raise LNSError(f"z_dim and channels must be positive integers, got z_dim={z_dim}, channels={channels}.")
         self.z_dim = z_dim
         self.variational = variational
         self.channels = channels

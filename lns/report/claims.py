@@ -59,9 +59,7 @@ def _plateau(lines: dict[tuple[str, str, float], list[SweepPoint]]) -> str:
         small = points[0]
         near = best.mean > 0 and small.mean >= NEAR_BEST * best.mean
         smallest = [f"{small.x:g}", f"{small.mean:.3f}"]
-        rows.append(
-            [dataset, variant, f"{perturb_num:g}", *smallest, f"{best.x:g}", f"{best.mean:.3f}", _yes(near)]
-        )
+        rows.append([dataset, variant, f"{perturb_num:g}", *smallest, f"{best.x:g}", f"{best.mean:.3f}", _yes(near)])
     held = sum(row[-1] == "yes" for row in rows)
     header = ["dataset", "variant", "T", "smallest σ", "ARI there", "best σ", "best ARI", "near best"]
     summary = f"The smallest σ tested is near the best in {held} of {len(rows)} sweeps."

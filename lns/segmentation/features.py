@@ -40,8 +40,7 @@ def difference_features(decodings: Tensor, eps: float = 1e-12) -> Tensor:
     """
     if decodings.ndim != 5 or decodings.shape[1] < 2:
         raise LNSError(
-            "difference_features needs decodings shaped (B, T, C, H, W) with T >= 2, "
-            f"got {tuple(decodings.shape)}."
+            f"difference_features needs decodings shaped (B, T, C, H, W) with T >= 2, got {tuple(decodings.shape)}."
         )
     batch, _, _, height, width = decodings.shape
     differences = decodings[:, :-1] - decodings[:, 1:]
@@ -60,16 +59,16 @@ def _check_chunk_size(chunk_size: int) -> None:
 
 
 def _decode_probabilities(decode: Decoder, latents: Tensor, chunk_size: int) -> Tensor:
-    """sigmoid(decode(latents)) for latents (M, z), at most chunk_size latents per decoder call."""
-    chunks = latents.split(chunk_size)
-    first = torch.sigmoid(decode(chunks[0]))
-    out = first.new_empty((latents.shape[0], *first.shape[1:]))
-    out[: len(chunks[0])] = first
-    start = len(chunks[0])
-    for chunk in chunks[1:]:
-        out[start : start + len(chunk)] = torch.sigmoid(decode(chunk))
-        start += len(chunk)
-    return out
+    """sigmoid(decode(latents)) for latents (M, z), in decoder calls of exactly chunk_size latents.
+
+    The last chunk is padded with zero latents, so every call has the same shape: convolution kernels pick
+    their algorithm (and rounding) by batch shape, and with a fixed shape a latent's decoding never depends on
+    what it was batched with. At sigma=1e-3 that rounding alone would move ward's near-ties.
+    """
+    count = latents.shape[0]
+    padded = latents.new_zeros((-(-count // chunk_size) * chunk_size, latents.shape[1]))
+    padded[:count] = latents
+    return torch.cat([torch.sigmoid(decode(chunk)) for chunk in padded.split(chunk_size)])[:count]
 
 
 def noise_features(
@@ -80,13 +79,14 @@ def noise_features(
     perturb_num: int,
     site: str = "latent",
     generators: Sequence[torch.Generator],
-    chunk_size: int = 4096,
+    chunk_size: int = 200,
 ) -> Tensor:
     """LNS pixel features (B, H*W, C*(T-1)) from T = perturb_num noisy decodings of each latent mean.
 
     site "latent": decode z_t = m + std * eps_t (the method). site "output": decode m once and add
     std * eps_t to the sigmoid output (the paper's control, which should not segment). Image b's noise comes
-    from generators[b]; the T decodings of all images are decoded together, chunk_size latents per call.
+    from generators[b]; the T decodings of all images are decoded together, chunk_size
+    latents per call (the last call padded).
     """
     _check_means(means)
     _check_chunk_size(chunk_size)
@@ -115,12 +115,10 @@ def noise_features(
             decodings = _decode_probabilities(decode, latents, chunk_size)
             decodings = decodings.reshape(batch, perturb_num, *decodings.shape[1:])
         else:
-            clean = _decode_probabilities(decode, means, chunk_size)
+            clean = torch.cat([torch.sigmoid(decode(mean[None])) for mean in means])
             noise = torch.stack(
                 [
-                    torch.randn(
-                        (perturb_num, *clean.shape[1:]), generator=g, device=clean.device, dtype=clean.dtype
-                    )
+                    torch.randn((perturb_num, *clean.shape[1:]), generator=g, device=clean.device, dtype=clean.dtype)
                     for g in generators
                 ]
             )

@@ -64,9 +64,7 @@ class PartStore:
         for index, values in features.items():
             atomic_savez(self.directory / f"features-{index:06d}.npz", features=values)
         first = int(per_image["index"].min())
-        atomic_savez(
-            self.directory / f"part-{first:06d}.npz", **{key: per_image[key] for key in PER_IMAGE_KEYS}
-        )
+        atomic_savez(self.directory / f"part-{first:06d}.npz", **{key: per_image[key] for key in PER_IMAGE_KEYS})
 
     def features(self, index: int) -> np.ndarray | None:
         """Pixel features of image ``index`` when they were kept (see ``umap_num``)."""

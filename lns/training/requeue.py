@@ -48,7 +48,7 @@ class CheckpointBeforeRequeue(pl.Callback):
             signal.signal(self.signum, self._submitit_handler)
         return self._submitit_handler
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         handler = signal.getsignal(self.signum)
         under_submitit = "SUBMITIT_EXECUTOR" in os.environ and callable(handler)
         if under_submitit and threading.current_thread() is threading.main_thread():
@@ -74,5 +74,7 @@ class CheckpointBeforeRequeue(pl.Callback):
             handler(self.signum, None)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # Lightning's signal teardown may have put this callback's handler back: undo that.
+        self._give_back()
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         self._give_back()

@@ -60,9 +60,7 @@ def label_colors(labels: np.ndarray) -> np.ndarray:
     return _PALETTE[index]
 
 
-def save_image_grid(
-    images: np.ndarray, path: str | Path, *, ncols: int = 8, title: str | None = None
-) -> Path:
+def save_image_grid(images: np.ndarray, path: str | Path, *, ncols: int = 8, title: str | None = None) -> Path:
     """Write images (N, C, H, W) in [0, 1] (C = 1 or 3) as a grid; tiles are upscaled to at least ~64 px."""
     images = np.asarray(images, dtype=np.float64)
     if images.ndim != 4 or images.shape[1] not in (1, 3):
@@ -73,9 +71,7 @@ def save_image_grid(
     return _save_mosaic(tiles, path, ncols=ncols, title=title)
 
 
-def save_label_grid(
-    labels: np.ndarray, path: str | Path, *, ncols: int = 8, title: str | None = None
-) -> Path:
+def save_label_grid(labels: np.ndarray, path: str | Path, *, ncols: int = 8, title: str | None = None) -> Path:
     """Write label maps (N, H, W) as a grid coloured with the fixed palette (`label_colors`)."""
     labels = np.asarray(labels)
     if labels.ndim != 3:
@@ -186,9 +182,7 @@ def _save_mosaic(tiles: np.ndarray, path: str | Path, *, ncols: int, title: str 
         raise ValueError("cannot draw a grid of zero images")
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
-    mosaic = np.full(
-        (nrows * (height + _GRID_PAD) + _GRID_PAD, ncols * (width + _GRID_PAD) + _GRID_PAD, 3), _GRID_BG
-    )
+    mosaic = np.full((nrows * (height + _GRID_PAD) + _GRID_PAD, ncols * (width + _GRID_PAD) + _GRID_PAD, 3), _GRID_BG)
     for i, tile in enumerate(tiles):
         top = _GRID_PAD + (i // ncols) * (height + _GRID_PAD)
         left = _GRID_PAD + (i % ncols) * (width + _GRID_PAD)

@@ -37,9 +37,7 @@ def embed_umap(features: np.ndarray, *, n_neighbors: int = 400, seed: int = 0) -
         return np.asarray(reducer.fit_transform(features), dtype=np.float32)
 
 
-def save_umap_scatter(
-    embedding: np.ndarray, labels: np.ndarray, path: str | Path, *, title: str | None = None
-) -> Path:
+def save_umap_scatter(embedding: np.ndarray, labels: np.ndarray, path: str | Path, *, title: str | None = None) -> Path:
     """Scatter a (N, 2) embedding, points coloured by label (fixed palette, 0 = black), with a legend."""
     embedding, labels = np.asarray(embedding, dtype=np.float64), np.asarray(labels).reshape(-1)
     if embedding.ndim != 2 or embedding.shape[1] != 2:
@@ -59,11 +57,8 @@ def save_umap_scatter(
         ax.set_title(title)
     shown = np.unique(labels)[:_MAX_LEGEND_ENTRIES]
     handles = [
-        Line2D([], [], ls="", marker="o", color=label_colors(np.array(lab)), label=f"label {lab}")
-        for lab in shown
+        Line2D([], [], ls="", marker="o", color=label_colors(np.array(lab)), label=f"label {lab}") for lab in shown
     ]
     legend_title = "label" if len(shown) == len(np.unique(labels)) else f"first {len(shown)} labels"
-    fig.legend(
-        handles=handles, loc="center left", bbox_to_anchor=(0.80, 0.5), title=legend_title, frameon=False
-    )
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(0.80, 0.5), title=legend_title, frameon=False)
     return save_figure(fig, path)
