@@ -17,10 +17,10 @@ from sklearn.metrics import adjusted_rand_score
 
 from lns.data.npz import load_split
 from lns.models import Autoencoder, write_authors_checkpoint
+from lns.segment import segment
 from lns.segmentation.clustering import WardClustering
 from lns.segmentation.features import image_generators, noise_features
 from lns.segmentation.source import resolve_source
-from lns.segment import segment
 from tests.conftest import REPO, TINY_SEGMENT, compose_config
 
 
