@@ -43,6 +43,7 @@ from lns.data.npz import load_split
 from lns.models import Autoencoder, write_authors_checkpoint
 from lns.segmentation.clustering import LeanWardClustering, WardClustering, canonical_labels
 from lns.segmentation.features import image_generators, noise_features
+from lns.segmentation.module import FeatureSettings
 from lns.segmentation.source import resolve_source
 
 
@@ -93,21 +94,22 @@ def baseline(model: Autoencoder, work: Workload) -> PathResult:
 
 
 def ours(model: Autoencoder, work: Workload, batch_size: int, workers: int, warm_up: bool) -> PathResult:
-    """lns.segmentation: noise_features over batches of images, then WardClustering."""
+    """lns.segmentation as SegmentationModule runs it: per-image encoding, noise_features over batches of images
+    (fixed-shape decoder calls), then WardClustering."""
     clusterer = WardClustering(workers=workers)
     device = work.images.device
 
     def run(start: int, decode: Stopwatch, cluster: Stopwatch) -> np.ndarray:
         index = list(range(start, min(start + batch_size, len(work.counts))))
         with decode.running(), torch.no_grad():
-            means = model.latent_mean(work.images[index])
+            means = torch.cat([model.latent_mean(work.images[i : i + 1]) for i in index])
             features = noise_features(
                 model.decode,
                 means,
                 std=work.std,
                 perturb_num=work.perturb_num,
                 generators=image_generators(index, work.seed, device),
-                chunk_size=1024,
+                chunk_size=FeatureSettings.chunk_size,
             )
         with cluster.running():
             if workers == 1:
@@ -139,7 +141,12 @@ def decoder_batch_gap(model: Autoencoder, work: Workload, batch_size: int) -> fl
     def features(rows: list[int], means: Tensor) -> Tensor:
         generators = image_generators(rows, work.seed, device)
         return noise_features(
-            model.decode, means, std=work.std, perturb_num=work.perturb_num, generators=generators, chunk_size=1024
+            model.decode,
+            means,
+            std=work.std,
+            perturb_num=work.perturb_num,
+            generators=generators,
+            chunk_size=FeatureSettings.chunk_size,
         )
 
     with torch.no_grad():
