@@ -20,6 +20,7 @@ Label maps are compared after renumbering (same partition = identical).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import resource
 import subprocess
@@ -98,6 +99,7 @@ def ours(model: Autoencoder, work: Workload, batch_size: int, workers: int, warm
     (fixed-shape decoder calls), then WardClustering."""
     clusterer = WardClustering(workers=workers)
     device = work.images.device
+    model = copy.deepcopy(model).to(memory_format=torch.channels_last)  # as run_segment.py (channels_last: true)
 
     def run(start: int, decode: Stopwatch, cluster: Stopwatch) -> np.ndarray:
         index = list(range(start, min(start + batch_size, len(work.counts))))
@@ -260,7 +262,9 @@ def large_child(image_size: int, perturb_num: int, n_clusters: int) -> None:
     started = time.perf_counter()
     means = torch.randn(1, 15)
     generators = image_generators([0], 0, "cpu")
-    features = noise_features(model.decode, means, std=1e-3, perturb_num=perturb_num, generators=generators)
+    features = noise_features(
+        model.decode, means, std=1e-3, perturb_num=perturb_num, generators=generators, chunk_size=perturb_num
+    )
     labels = LeanWardClustering(workers=1)(features, [n_clusters])
     record = {
         "pixels": features.shape[1],

@@ -66,6 +66,7 @@ def settings_record(cfg: DictConfig, source: ModelSource, dataset: str, features
         "n_clusters": int(cfg.n_clusters),
         "seed": features.seed,
         "precision": cfg.precision,
+        "channels_last": bool(cfg.channels_last),
         "test_num": cfg.test_num,
         "checkpoint": str(source.checkpoint),
         "run_dir": str(source.run_dir) if source.run_dir else None,
@@ -188,6 +189,8 @@ def segment(cfg: DictConfig) -> dict[str, Any]:
         raise LNSError(f"precision={cfg.precision} is unknown; valid: {', '.join(PRECISIONS)}.")
     source = resolve_source(cfg)
     source.model.to(PRECISIONS[cfg.precision])
+    if cfg.channels_last:
+        source.model.to(memory_format=torch.channels_last)
     dataset = cfg.data.name if cfg.get("data") else source.dataset
     if dataset is None:
         raise LNSError(f"Cannot tell which dataset {source.checkpoint} was trained on; pass data=<name>.")
