@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from common import cpu_model
 
 from data_gen.generate import MODULES, Request, generate_gg, plan_splits, render
 from lns.data.catalog import GG_DATASETS
@@ -30,16 +31,6 @@ RESULTS = Path(__file__).resolve().parent / "results" / "generate_speed.md"
 # The authors' PIL generator on this 2-core machine: 3,400 images of each of the six datasets in about 44 s,
 # of which dKanizsa alone took about 23 s.
 REFERENCE = {"images_per_dataset": 3400, "all_six_s": 44.0, "kanizsa_s": 23.0}
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _load() -> str:
@@ -98,7 +89,7 @@ def main() -> None:
         "# Dataset generation speed",
         "",
         f"- date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
-        f"- machine: {_cpu()}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}",
+        f"- machine: {cpu_model()}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}",
         f"- software: Python {platform.python_version()}, NumPy {np.__version__}",
         f"- load average before / after the run: {load_before} / {_load()} (other processes share the CPUs)",
         f"- settings: image_size={args.image_size}, per dataset n_train={args.n}, n_valid={args.n_valid}, "
