@@ -20,6 +20,7 @@ from lns.data.catalog import dataset_dir
 from lns.data.npz import MASKED_SPLITS, SplitArrays, load_split
 from lns.errors import LNSError
 from lns.loggers import finishing_wandb
+from lns.segmentation.features import check_noise_settings
 from lns.segmentation.module import FeatureSettings, SegmentationModule
 from lns.segmentation.parts import PartStore, SegmentationResults
 from lns.segmentation.source import ModelSource, resolve_source
@@ -36,12 +37,7 @@ def feature_settings(cfg: DictConfig) -> FeatureSettings:
     kind = cfg.features.name
     if kind not in ("noise", "jacobian"):
         raise LNSError(f"features={kind} is unknown; valid: noise, jacobian.")
-    if cfg.noise.std <= 0:
-        raise LNSError(f"noise.std={cfg.noise.std} must be positive (the paper uses 0.001).")
-    if cfg.noise.perturb_num < 2:
-        raise LNSError(f"noise.perturb_num={cfg.noise.perturb_num} must be at least 2 (differences need two).")
-    if cfg.noise.site not in ("latent", "output"):
-        raise LNSError(f"noise.site={cfg.noise.site} is unknown; valid: latent, output (the paper's control).")
+    check_noise_settings(cfg.noise.std, cfg.noise.perturb_num, cfg.noise.site)
     return FeatureSettings(
         kind=kind,
         std=float(cfg.noise.std),

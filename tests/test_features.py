@@ -141,8 +141,8 @@ def test_generators_depend_on_seed_and_index_only():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"std": 0.0}, "std must be positive"),
-        ({"std": -1e-3}, "std must be positive"),
+        ({"std": 0.0}, "noise.std=0.0 must be positive"),
+        ({"std": -1e-3}, "noise.std=-0.001 must be positive"),
         ({"perturb_num": 1}, "at least 2"),
         ({"site": "pixels"}, "Unknown noise site"),
         ({"generators": []}, "one noise generator per image"),

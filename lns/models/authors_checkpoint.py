@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lns.checkpoint_file import read_checkpoint
 from lns.errors import LNSError
 from lns.models.autoencoder import Autoencoder
 
@@ -63,35 +64,6 @@ def _describe(variational: bool, z_dim: int) -> str:
 def _first(items: list[str]) -> str:
     more = f" and {len(items) - _SHOWN} more" if len(items) > _SHOWN else ""
     return ", ".join(items[:_SHOWN]) + more
-
-
-def _unpickler_detail(exc: Exception) -> str:
-    """The line of a weights_only refusal that says what was refused ('' for other errors)."""
-    text = str(exc)
-    if "WeightsUnpickler error:" not in text:
-        return ""
-    rest = text.split("WeightsUnpickler error:", 1)[1].strip()
-    return rest.splitlines()[0].split(" Please use", 1)[0] if rest else ""
-
-
-def _read(path: Path) -> Any:
-    if not path.is_file():
-        problem = "is a directory, not a file" if path.is_dir() else "does not exist"
-        raise LNSError(f"Checkpoint file {path} {problem}; check the checkpoint path.")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch.load signals unreadable files with many exception types
-        detail = _unpickler_detail(exc)
-        if "global" in detail.lower() or "class" in detail.lower():
-            raise LNSError(
-                f"Checkpoint {path} contains pickled Python objects that are not plain tensors or values, so "
-                "it was refused without running them; only load checkpoints from sources you trust, and "
-                f"re-save them with plain values. Details: {detail}"
-            ) from exc
-        reason = detail or f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        raise LNSError(
-            f"Checkpoint {path} cannot be read (truncated or corrupt: {reason}); copy or download it again."
-        ) from exc
 
 
 def _require(mapping: Any, keys: tuple[str, ...], where: str, path: Path) -> None:
@@ -162,14 +134,15 @@ def load_authors_checkpoint(
     *,
     expect_z_dim: int | None = None,
     expect_variational: bool | None = None,
+    payload: Any = None,
 ) -> AuthorsCheckpoint:
     """Load an authors' checkpoint onto an ``Autoencoder``; every problem is an ``LNSError`` saying what.
 
     ``expect_z_dim`` / ``expect_variational`` are what the caller's config asks for; a file holding another
-    model is refused.
+    model is refused. ``payload``: the file's content when the caller has already read it.
     """
     path = Path(path)
-    payload = _read(path)
+    payload = read_checkpoint(path) if payload is None else payload
     _require(payload, ("iter", "model_states", "flag_dict"), "the file", path)
     _require(payload["model_states"], ("net",), "model_states", path)
     _require(payload["flag_dict"], ("model", "z_dim"), "flag_dict", path)

@@ -48,6 +48,18 @@ def difference_features(decodings: Tensor, eps: float = 1e-12) -> Tensor:
     return differences.permute(0, 3, 4, 2, 1).reshape(batch, height * width, -1)
 
 
+def check_noise_settings(std: float, perturb_num: int, site: str) -> None:
+    """Raise :class:`LNSError` for a noise std <= 0, fewer than 2 perturbations or an unknown noise site."""
+    if not std > 0:
+        raise LNSError(f"noise.std={std} must be positive (the paper uses 0.001).")
+    if perturb_num < 2:
+        raise LNSError(
+            f"noise.perturb_num={perturb_num} must be at least 2 to form differences (the paper uses 10 or more)."
+        )
+    if site not in SITES:
+        raise LNSError(f"Unknown noise site noise.site={site}; valid: {', '.join(SITES)} (the paper's control).")
+
+
 def _check_means(means: Tensor) -> None:
     if means.ndim != 2:
         raise LNSError(f"Latent means must be shaped (B, z_dim), got {tuple(means.shape)}.")
@@ -90,15 +102,7 @@ def noise_features(
     """
     _check_means(means)
     _check_chunk_size(chunk_size)
-    if not std > 0:
-        raise LNSError(f"Noise std must be positive, got {std}; set noise.std to a value > 0 (e.g. 0.001).")
-    if perturb_num < 2:
-        raise LNSError(
-            f"perturb_num must be at least 2 to form differences, got {perturb_num}; the paper uses 10 or "
-            "more (e.g. noise.perturb_num=10)."
-        )
-    if site not in SITES:
-        raise LNSError(f"Unknown noise site {site!r}; choose one of {', '.join(SITES)}.")
+    check_noise_settings(std, perturb_num, site)
     batch, z_dim = means.shape
     if len(generators) != batch:
         raise LNSError(f"Need one noise generator per image: got {len(generators)} for {batch} images.")

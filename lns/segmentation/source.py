@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +10,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from lns.checkpoint_file import read_checkpoint_dict
 from lns.data.catalog import DATASET_FOLDERS
 from lns.errors import LNSError
 from lns.models import Autoencoder, is_authors_checkpoint, load_authors_checkpoint
@@ -32,28 +31,6 @@ class ModelSource:
     @property
     def kind(self) -> str:
         return "vae" if self.model.variational else "ae"
-
-
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """``torch.load`` with ``weights_only=True``; every failure becomes an :class:`LNSError` naming the file."""
-    if not path.is_file():
-        raise LNSError(f"Checkpoint {path} does not exist. Pass run_dir=<training run> or ckpt_path=<file>.")
-    try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError) as error:
-        detail = (
-            "not a PyTorch file of tensors; other pickled objects are never loaded"
-            if isinstance(error, pickle.UnpicklingError)
-            else f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
-        )
-        raise LNSError(
-            f"Checkpoint {path} cannot be read ({detail}). "
-            "It may be truncated or not a PyTorch checkpoint; use checkpoints/last.ckpt or an earlier "
-            "periodic checkpoint of the run."
-        ) from error
-    if not isinstance(content, dict):
-        raise LNSError(f"Checkpoint {path} holds a {type(content).__name__}, not a checkpoint dictionary.")
-    return content
 
 
 def _describe(state: dict[str, torch.Tensor]) -> str:
@@ -88,7 +65,7 @@ def _from_run(run_dir: Path, checkpoint: Path) -> ModelSource:
         )
     run_cfg = OmegaConf.load(config_file)
     model = hydra.utils.instantiate(run_cfg.model)
-    content = read_checkpoint(checkpoint)
+    content = read_checkpoint_dict(checkpoint)
     if "state_dict" not in content:
         raise LNSError(f"{checkpoint} is not a Lightning checkpoint of this project (no 'state_dict').")
     state = {k.removeprefix("model."): v for k, v in content["state_dict"].items() if k.startswith("model.")}
@@ -103,8 +80,10 @@ def _from_run(run_dir: Path, checkpoint: Path) -> ModelSource:
     )
 
 
-def _from_authors(checkpoint: Path, z_dim: int | None, variational: bool | None) -> ModelSource:
-    loaded = load_authors_checkpoint(checkpoint, expect_z_dim=z_dim, expect_variational=variational)
+def _from_authors(
+    checkpoint: Path, content: dict[str, Any], z_dim: int | None, variational: bool | None
+) -> ModelSource:
+    loaded = load_authors_checkpoint(checkpoint, expect_z_dim=z_dim, expect_variational=variational, payload=content)
     folders = {folder: name for name, folder in DATASET_FOLDERS.items()}
     dataset = folders.get(str(loaded.flags.get("dataset", "")).removesuffix("_256"))
     return ModelSource(
@@ -129,10 +108,10 @@ def resolve_source(cfg: DictConfig) -> ModelSource:
             "ckpt_path=<checkpoint file> (ours, or one written by the authors' code, with data=<name>)."
         )
     checkpoint = Path(cfg.ckpt_path)
-    content = read_checkpoint(checkpoint)
+    content = read_checkpoint_dict(checkpoint)
     if is_authors_checkpoint(content):
         model_cfg = cfg.get("model") or {}
-        return _from_authors(checkpoint, model_cfg.get("z_dim"), model_cfg.get("variational"))
+        return _from_authors(checkpoint, content, model_cfg.get("z_dim"), model_cfg.get("variational"))
     run_dir = checkpoint.parent.parent
     if (run_dir / RUN_CONFIG).is_file():
         return _from_run(run_dir, checkpoint)

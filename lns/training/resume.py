@@ -10,10 +10,10 @@ from typing import Any
 from omegaconf import OmegaConf
 from torch import nn
 
+from lns.checkpoint_file import read_checkpoint_dict
 from lns.errors import LNSError
 from lns.models import is_authors_checkpoint
 from lns.run_layout import LAST_CHECKPOINT, RUN_CONFIG
-from lns.segmentation.source import read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def _shown(items: list[str]) -> str:
 
 def check_resumable(path: Path, module: nn.Module) -> None:
     """Raise LNSError unless ``path`` is a training checkpoint of this project that fits ``module``."""
-    content = read_checkpoint(path)
+    content = read_checkpoint_dict(path)
     if is_authors_checkpoint(content):
         raise LNSError(
             f"{path} was written by the authors' training code; run_train.py resumes only its own checkpoints "
