@@ -54,14 +54,15 @@ class TrainingModule(pl.LightningModule):
         self._last_recon: Tensor | None = None
         self._beta_limit_reported = False
 
-    def _terms(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    def _terms(self, images: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """Reconstruction error, KL (None for the AE) and the posterior log-variance (None for the AE)."""
         logits, mu, logvar = self.model(images.contiguous(memory_format=self.memory_format))
         recon = reconstruction_error(logits, images)
         kl = kl_divergence(mu, logvar) if logvar is not None else None
-        return recon, logits, kl, logvar
+        return recon, kl, logvar
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
-        recon, _, kl, logvar = self._terms(batch)
+        recon, kl, logvar = self._terms(batch)
         terms = self.objective(recon, kl, self.global_step)
         loss = terms["loss"]
         if self.global_step % self.check_finite_every_n_steps == 0 and not torch.isfinite(loss):
@@ -119,7 +120,7 @@ class TrainingModule(pl.LightningModule):
                 torch.cuda.set_rng_state_all(state["cuda"])
 
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
-        recon, _, kl, _ = self._terms(batch)
+        recon, kl, _ = self._terms(batch)
         terms = self.objective(recon, kl, self.global_step)
         self.log("val/loss", terms["loss"], sync_dist=True, batch_size=len(batch))
         self.log("val/recon", recon, sync_dist=True, batch_size=len(batch), prog_bar=True)
