@@ -1,4 +1,6 @@
-"""Segment test images with latent noise: python run_segment.py run_dir=<training run> [overrides]."""
+"""Segment test images with latent noise: python run_segment.py run_dir=<training run or sweep> [overrides]."""
+
+import sys
 
 import hydra
 from omegaconf import DictConfig
@@ -17,4 +19,8 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    from lns.sweep_runs import expand_run_dir_argument
+
+    # A training sweep directory becomes one segmentation job per completed run.
+    sys.argv = run_or_explain(lambda: expand_run_dir_argument(sys.argv))
     main()

@@ -14,6 +14,8 @@ def main(cfg: DictConfig) -> None:
 
     result = run_or_explain(lambda: train(cfg))
     print(f"run directory: {result['run_dir']}")
+    for name, segmentation in result.get("segmentations", {}).items():
+        print(f"segmentation {name}:\n{segmentation['table']}\nresults: {segmentation['out_dir']}")
     if result["interrupted"]:
         print(f"interrupted at step {result['global_step']}; resume with the same hydra.run.dir or ckpt_path=")
         # A non-zero status stops a sweep too: Ctrl-C means stop, not "go on with the next job".

@@ -1,6 +1,7 @@
 """Generate dataset folders: draw every split's parameters up front, then rasterise and write in chunks.
 
-One random stream (``seed``) draws the training, then the validation, then the ``test_1`` parameters; a second
+One random stream (``seed``) draws the training, then the validation parameters; ``test_1`` has its own stream
+(the first child of ``seed``'s seed sequence), so it does not depend on ``n_train`` or ``n_valid``; a third
 stream (``test_seed``) draws the special ``test`` set. Rendering works on slices of those parameters, so the
 files do not depend on the chunk size. Training images are scaled by 999/1000 and validation images by
 998/1000, so no colour value (other than black) is shared between splits.
@@ -102,11 +103,18 @@ def request_from_config(cfg: Mapping[str, Any]) -> Request:
     )
 
 
+def test_1_stream(seed: int) -> np.random.Generator:
+    """The random stream of ``test_1``: the first child of ``seed``'s sequence, independent of the main stream."""
+    return np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+
+
 def plan_splits(module: ModuleType, request: Request) -> dict[str, Params]:
-    """All random parameters of every split: train, valid, test_1 from ``seed``; test from ``test_seed``."""
+    """All random parameters of every split: train, valid from ``seed``; test_1 from :func:`test_1_stream`;
+    test from ``test_seed``."""
     rng = np.random.default_rng(request.seed)
     counts = request.counts()
-    plans = {split: module.sample(rng, counts[split], False) for split in ("train", "valid", "test_1")}
+    plans = {split: module.sample(rng, counts[split], False) for split in ("train", "valid")}
+    plans["test_1"] = module.sample(test_1_stream(request.seed), request.n_test, False)
     plans["test"] = module.sample(np.random.default_rng(request.test_seed), request.n_test, True)
     return plans
 
@@ -144,7 +152,7 @@ def _description(name: str, request: Request, settings: Mapping[str, Any]) -> di
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seed": request.seed,
         "test_seed": request.test_seed,
-        "streams": {"seed": ["train", "valid", "test_1"], "test_seed": ["test"]},
+        "streams": {"seed": ["train", "valid"], "seed, child stream 0": ["test_1"], "test_seed": ["test"]},
         "colour_scale": SCALES,
         "params": dict(settings),
     }

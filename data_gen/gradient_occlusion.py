@@ -1,10 +1,10 @@
 """dGradOcclusion: a flat vertical bar over a horizontal gradient bar; the test makes the two overlap.
 
 Drawn on a 256 canvas. Background 6/7..1; both bars 3/7..5/7. The horizontal bar (60 x 120) is drawn first,
-column j coloured colour x (0.4 + j / 119 x 0.6); the vertical bar (120 x 60, ratio 1, i.e. flat) over it,
-each at an independent uniform position. Test: the horizontal bar's position is drawn so the bars overlap.
-Masks: 1 the vertical bar (it owns the overlap), 2 the horizontal bar; detailed masks: 1 vertical only,
-2 horizontal only, 3 overlap.
+column j coloured colour x (0.4 + j / 119 x 0.6) rounded to the nearest 8-bit level n/255 (`gradient_colours`);
+the vertical bar (120 x 60, ratio 1, i.e. flat) over it, each at an independent uniform position. Test: the
+horizontal bar's position is drawn so the bars overlap. Masks: 1 the vertical bar (it owns the overlap), 2 the
+horizontal bar; detailed masks: 1 vertical only, 2 horizontal only, 3 overlap.
 """
 
 from __future__ import annotations
@@ -59,6 +59,18 @@ def gradient(length: int, ratio: float) -> np.ndarray:
     return ratio + np.arange(length) / (length - 1) * (1 - ratio)
 
 
+def gradient_colours(colour: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """Colours (N, 3) x factors (K,) -> (N, K, 3), each rounded to the nearest 8-bit level n/255.
+
+    Unrounded, the products n/255 x factor lie on a grid 595 times finer than 1/255, and the splits' colour
+    scales (999/1000, 998/1000) move them onto each other: gradient colours then repeat across splits. On the
+    8-bit levels the scales keep every split's values apart, as for the flat colours (within 1/510 of the exact
+    product).
+    """
+    levels = np.round(colour[:, None, :] * 255) * factors[None, :, None]
+    return np.round(levels) / 255
+
+
 def draw(params: Params, grid: Grid) -> Drawing:
     """Draw a batch on the given grid of the 256 canvas.
 
@@ -71,7 +83,7 @@ def draw(params: Params, grid: Grid) -> Drawing:
     paint = np.where(back, (2 + column[:, None, :]).astype(np.uint8), np.uint8(0))
     paint_over(paint, front, 1)
     factors = gradient(int(HORIZONTAL[1]), HORIZONTAL_RATIO)
-    bar = params["horizontal_colour"][:, None, :] * factors[None, :, None]
+    bar = gradient_colours(params["horizontal_colour"], factors)
     flat = params["vertical_colour"] * gradient(int(VERTICAL[0]), VERTICAL_RATIO)[0]
     palette = np.concatenate([params["background"][:, None], flat[:, None], bar], axis=1)
     masks = np.where(front, np.uint8(1), np.where(back, np.uint8(2), np.uint8(0)))

@@ -1,8 +1,10 @@
 """Writing one dataset folder: self-checked atomic npz splits, sample grids, and a manifest written last.
 
-The folder is built in a hidden temporary sibling (``.<name>.partial-*``) and renamed into place only once
+The folder is built in a hidden temporary sibling (``.<name>.partial-<pid>-*``) and renamed into place only once
 every split, figure and finally ``manifest.json`` is written, so a half-written dataset never sits under the
-dataset's name. An existing folder is replaced only when asked to (``overwrite=true``).
+dataset's name; the partial folders of killed processes are removed when the next generation starts there. An
+existing folder is replaced only when asked to (``overwrite=true``). A write that fails for lack of space stops
+with a clear message and leaves the existing folder as it was.
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from lns.atomic import atomic_write_text, replace_durably
 from lns.data.npz import MASKED_SPLITS, NpzWriter, validate_split_arrays
+from lns.disk_full import disk_full_error, is_disk_full
 from lns.errors import LNSError
+from lns.stale_files import remove_stale_partial_folders
 
 MANIFEST = "manifest.json"
 SAMPLES = 32  # images per sample grid (8 for 256x256 images, which keeps the grid small in memory)
@@ -58,9 +63,7 @@ def sha256(path: Path) -> str:
 
 
 def _write_json(path: Path, content: dict[str, Any]) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(content, indent=2, sort_keys=False) + "\n")
-    os.replace(temporary, path)
+    atomic_write_text(path, json.dumps(content, indent=2, sort_keys=False) + "\n")
 
 
 def _umask() -> int:
@@ -84,7 +87,9 @@ class DatasetFolder:
         self.overwrite = overwrite
         check_target(self.target, overwrite)
         self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.work = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.partial-", dir=self.target.parent))
+        remove_stale_partial_folders(self.target.parent)
+        prefix = f".{self.target.name}.partial-{os.getpid()}-"
+        self.work = Path(tempfile.mkdtemp(prefix=prefix, dir=self.target.parent))
         self.splits: dict[str, dict[str, Any]] = {}
         self.samples: dict[str, Chunk] = {}
 
@@ -183,7 +188,7 @@ class DatasetFolder:
             old = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.replaced-", dir=self.target.parent))
             os.replace(self.target, old / self.target.name)
         os.chmod(self.work, 0o777 & ~_umask())
-        os.replace(self.work, self.target)
+        replace_durably(self.work, self.target)
         if old is not None:
             shutil.rmtree(old)
         return self.target
@@ -200,3 +205,5 @@ class DatasetFolder:
     ) -> None:
         if kind is not None or self.work.exists():
             self.abandon()
+        if error is not None and is_disk_full(error):
+            raise disk_full_error(getattr(error, "filename", None) or self.target) from error

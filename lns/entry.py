@@ -10,7 +10,9 @@ from typing import TypeVar
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
+from lns.disk_full import disk_full_error, no_space_error
 from lns.errors import LNSError
+from lns.job_outcome import record_failure, record_success
 
 INTERRUPTED_EXIT_CODE = 130
 
@@ -18,7 +20,10 @@ T = TypeVar("T")
 
 
 def user_error(error: BaseException) -> LNSError | None:
-    """The :class:`LNSError` behind ``error``: itself, or a cause it was wrapped in (e.g. by Hydra's instantiate)."""
+    """The :class:`LNSError` behind ``error``: itself, or a cause it was wrapped in (e.g. by Hydra's instantiate).
+
+    A write that failed for lack of space anywhere (a log, a figure) is explained as one too.
+    """
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
@@ -26,7 +31,8 @@ def user_error(error: BaseException) -> LNSError | None:
             return current
         seen.add(id(current))
         current = current.__cause__
-    return None
+    no_space = no_space_error(error)
+    return None if no_space is None else disk_full_error(no_space.filename)
 
 
 def in_multirun() -> bool:
@@ -41,9 +47,11 @@ def run_or_explain(job: Callable[[], T]) -> T:
     remaining jobs, and reports the failure at the end.
     """
     try:
-        return job()
+        result = job()
     except Exception as error:
         explained = user_error(error)
+        if in_multirun():  # the sweep report lists this job as failed, with this line
+            record_failure(str(explained) if explained else f"{type(error).__name__}: {error}")
         if explained is None:
             raise
         # Never break inside a word: paths and commands in the message must stay copyable.
@@ -52,3 +60,6 @@ def run_or_explain(job: Callable[[], T]) -> T:
         if in_multirun():
             raise explained from None
         sys.exit(1)
+    if in_multirun():
+        record_success()
+    return result

@@ -6,6 +6,8 @@ import copy
 import csv
 import io
 import json
+import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +18,30 @@ from omegaconf import DictConfig, open_dict
 
 from lns.atomic import atomic_savez, atomic_write_text
 from lns.data.batches import LabelledBatches
-from lns.data.catalog import dataset_dir
+from lns.data.catalog import dataset_dir, folder_name
 from lns.data.npz import MASKED_SPLITS, SplitArrays, load_split
 from lns.errors import LNSError
+from lns.hydra_record import save_hydra_record
 from lns.loggers import finishing_wandb
-from lns.segmentation.features import check_noise_settings
+from lns.run_layout import RUN_CONFIG
+from lns.segmentation.features import check_directions, check_noise_settings
+from lns.segmentation.health import SignalThresholds, has_signal, measure_signal, no_signal_message
+from lns.segmentation.methods import LatentNoiseMethod, PixelMethod
 from lns.segmentation.module import FeatureSettings, SegmentationModule
 from lns.segmentation.parts import PartStore, SegmentationResults
 from lns.segmentation.source import ModelSource, resolve_source
 from lns.segmentation.wandb_log import log_segmentation_to_wandb
+from lns.segmentation.weights import apply_weights, weights_record
+from lns.stale_files import remove_stale_temporary_files
+from lns.training.health import read_health
 from lns.viz.figures import save_segmentation_panels
 from lns.viz.umap_plot import embed_umap, save_umap_scatter
 
+log = logging.getLogger(__name__)
+
 SUMMARY = "summary.json"
 PRECISIONS = {"float32": torch.float32, "float64": torch.float64}
+LATENT_NOISE_FEATURES = ("noise", "jacobian")
 
 
 def feature_settings(cfg: DictConfig) -> FeatureSettings:
@@ -38,6 +50,8 @@ def feature_settings(cfg: DictConfig) -> FeatureSettings:
     if kind not in ("noise", "jacobian"):
         raise LNSError(f"features={kind} is unknown; valid: noise, jacobian.")
     check_noise_settings(cfg.noise.std, cfg.noise.perturb_num, cfg.noise.site)
+    directions = int(cfg.features.get("directions", FeatureSettings.directions))
+    check_directions(directions)
     return FeatureSettings(
         kind=kind,
         std=float(cfg.noise.std),
@@ -45,35 +59,84 @@ def feature_settings(cfg: DictConfig) -> FeatureSettings:
         site=cfg.noise.site,
         seed=int(cfg.seed),
         chunk_size=int(cfg.features.chunk_size),
+        relative=bool(cfg.noise.relative),
+        directions=directions,
     )
 
 
-def settings_record(cfg: DictConfig, source: ModelSource, dataset: str, features: FeatureSettings) -> dict:
+def pixel_method(cfg: DictConfig) -> PixelMethod:
+    """The ``features`` choice as a method: ``noise``/``jacobian`` from the ``noise`` group, any other choice from
+    its config's ``method`` node (``_target_`` and the method's parameters)."""
+    if cfg.features.name in LATENT_NOISE_FEATURES:
+        return LatentNoiseMethod(feature_settings(cfg))
+    if "method" not in cfg.features:
+        raise LNSError(
+            f"features={cfg.features.name} has no `method` node: a features config other than noise/jacobian must "
+            "name its method class (method._target_) and parameters, as conf/features/rgb.yaml does."
+        )
+    return hydra.utils.instantiate(cfg.features.method)
+
+
+def weights_choice(cfg: DictConfig) -> tuple[str, int]:
+    """The ``weights`` group's choice (``trained`` when the config has no such group) and its seed."""
+    weights = cfg.get("weights") or {"name": "trained"}
+    return str(weights["name"]), int(weights.get("seed", 0))
+
+
+def settings_record(cfg: DictConfig, source: ModelSource, dataset: str, method: PixelMethod) -> dict:
     """Everything that determines the results, as stored in ``summary.json`` and beside partial results."""
-    return {
+    record = method.record()
+    settings = {
         "dataset": dataset,
         "model": source.kind,
         "z_dim": source.model.z_dim,
         "train_seed": source.train_seed,
         "split": cfg.split,
-        "features": features.kind,
-        "noise": {"std": features.std, "perturb_num": features.perturb_num, "site": features.site},
+        "features": record["name"],
+        "method": record,
+        "weights": weights_record(*weights_choice(cfg)),
         "clustering": cfg.clustering.name,
         "n_clusters": int(cfg.n_clusters),
-        "seed": features.seed,
+        "seed": int(cfg.seed),
         "precision": cfg.precision,
         "channels_last": bool(cfg.channels_last),
         "test_num": cfg.test_num,
         "checkpoint": str(source.checkpoint),
         "run_dir": str(source.run_dir) if source.run_dir else None,
     }
+    if isinstance(method, LatentNoiseMethod):
+        noise = method.settings
+        settings["noise"] = {
+            "std": noise.std,
+            "perturb_num": noise.perturb_num,
+            "site": noise.site,
+            "relative": noise.relative,
+        }
+    return settings
 
 
-def load_test_split(cfg: DictConfig, dataset: str, image_size: int) -> tuple[SplitArrays, int]:
+def data_folder(cfg: DictConfig, source: ModelSource, dataset: str) -> Path:
+    """The data folder: ``paths.data_dir`` when given, else the one the training run recorded, else ``<root>/data``.
+
+    A recorded folder that is gone is an error naming it and the override to use.
+    """
+    if cfg.paths.get("data_dir"):
+        return Path(cfg.paths.data_dir)
+    if source.data_dir is None:
+        return Path(cfg.paths.root_dir) / "data"
+    if not source.data_dir.is_dir():
+        raise LNSError(
+            f"The run {source.run_dir} was trained on data in {source.data_dir} (recorded in its {RUN_CONFIG}), "
+            f"which does not exist any more. Pass the folder that now holds {folder_name(dataset, source.image_size)}: "
+            f"paths.data_dir=<folder>."
+        )
+    return source.data_dir
+
+
+def load_test_split(cfg: DictConfig, dataset: str, image_size: int, data_dir: Path) -> tuple[SplitArrays, int]:
     """The masked test split and the number of its images to segment (``test_num``, all when null)."""
     if cfg.split not in MASKED_SPLITS:
         raise LNSError(f"split={cfg.split} has no masks to score against; valid: {', '.join(MASKED_SPLITS)}.")
-    data_dir = Path(cfg.paths.data_dir)
     arrays = load_split(dataset_dir(data_dir, dataset, image_size), cfg.split, name=dataset, data_dir=data_dir)
     available = len(arrays.images)
     count = available if cfg.test_num is None else int(cfg.test_num)
@@ -153,15 +216,24 @@ def progress(items: list[int], label: str) -> list[int]:
     return tqdm(items, desc=label)
 
 
+def method_label(summary: dict[str, Any]) -> str:
+    """The method column of :func:`format_table`: noise site, σ and T; ``jacobian``; or a method's parameters."""
+    if summary["features"] == "noise":
+        noise = summary["noise"]
+        label = f"{noise['site']} σ={noise['std']:g} T={noise['perturb_num']}"
+    elif summary["features"] == "jacobian":
+        label = "jacobian"
+    else:
+        shown = {k: v for k, v in summary["method"].items() if k not in ("name", "uses_model", "region_count")}
+        label = " ".join([summary["features"], *(f"{key}={value}" for key, value in shown.items())])
+    weights = summary.get("weights", {"name": "trained"})
+    return label if weights["name"] == "trained" else f"{label}, {weights['name']} weights seed {weights['seed']}"
+
+
 def format_table(summary: dict[str, Any]) -> str:
     """The one-row Markdown ARI table printed at the end of a segmentation."""
     fg = "n/a" if summary["ari_fg_mean"] is None else f"{summary['ari_fg_mean']:.3f} ± {summary['ari_fg_std']:.3f}"
-    noise = summary["noise"]
-    method = (
-        "jacobian"
-        if summary["features"] == "jacobian"
-        else f"{noise['site']} σ={noise['std']:g} T={noise['perturb_num']}"
-    )
+    method = method_label(summary)
     return "\n".join(
         [
             "| dataset | model | split | method | clustering | images | ARI | ARI-FG |",
@@ -173,32 +245,68 @@ def format_table(summary: dict[str, Any]) -> str:
     )
 
 
+def segmentation_health(
+    cfg: DictConfig, source: ModelSource, images: torch.Tensor, method: PixelMethod
+) -> dict[str, Any] | None:
+    """``summary.json``'s health entry: the decoder's response to latent noise (lns.segmentation.health) and the
+    training run's health verdict (its health.json); warns when the features carry no signal. None for methods
+    that do not use the network."""
+    if not method.record().get("uses_model", True):
+        return None
+    thresholds = SignalThresholds(
+        min_noise_response=float(cfg.health.min_noise_response),
+        max_zero_fraction=float(cfg.health.max_zero_fraction),
+        zero_atol=float(cfg.health.zero_atol),
+    )
+    stats = measure_signal(
+        source.model,
+        images[: int(cfg.health.num_images)],
+        std=float(cfg.noise.std),
+        perturb_num=int(cfg.health.perturb_num),
+        seed=int(cfg.seed),
+        zero_atol=thresholds.zero_atol,
+    )
+    signal = has_signal(stats, thresholds)
+    if not signal:
+        log.warning(no_signal_message(stats, thresholds))
+    training = read_health(source.run_dir) if source.run_dir is not None else None
+    return {
+        **stats,
+        "signal": signal,
+        "training_healthy": None if training is None else training["healthy"],
+        "training_problems": [] if training is None else list(training["active"]),
+    }
+
+
 def segment(cfg: DictConfig) -> dict[str, Any]:
     """Segment ``cfg.split`` of the model's dataset; resumes an interrupted run in the same directory."""
     out_dir = Path(cfg.paths.output_dir)
     if (out_dir / SUMMARY).exists():
         raise LNSError(f"{out_dir} already holds a finished segmentation ({SUMMARY}); nothing was overwritten.")
-    features = feature_settings(cfg)
+    method = pixel_method(cfg)
     if cfg.batch_size < 1:
         raise LNSError(f"batch_size={cfg.batch_size} must be at least 1 (images segmented at a time).")
     if cfg.precision not in PRECISIONS:
         raise LNSError(f"precision={cfg.precision} is unknown; valid: {', '.join(PRECISIONS)}.")
-    source = resolve_source(cfg)
+    source = apply_weights(resolve_source(cfg), *weights_choice(cfg))
+    method.check(source.model)
     source.model.to(PRECISIONS[cfg.precision])
     if cfg.channels_last:
         source.model.to(memory_format=torch.channels_last)
     dataset = cfg.data.name if cfg.get("data") else source.dataset
     if dataset is None:
         raise LNSError(f"Cannot tell which dataset {source.checkpoint} was trained on; pass data=<name>.")
-    arrays, count = load_test_split(cfg, dataset, source.image_size)
+    arrays, count = load_test_split(cfg, dataset, source.image_size, data_folder(cfg, source, dataset))
     pixels = arrays.images.shape[-2] * arrays.images.shape[-1]
     if cfg.n_clusters > pixels:
         raise LNSError(
             f"n_clusters={cfg.n_clusters} is more than the {pixels} pixels of an image; use 1..{pixels}, or "
             "n_clusters=0 for the number of labels in each image's mask."
         )
-    settings = settings_record(cfg, source, dataset, features)
+    settings = settings_record(cfg, source, dataset, method)
     store = PartStore(out_dir / "parts", settings)
+    remove_stale_temporary_files(out_dir)
+    save_hydra_record(cfg, out_dir)
     todo = torch.tensor(sorted(set(range(count)) - store.done_indices()), dtype=torch.long)
     if len(todo):
         batches = LabelledBatches(
@@ -210,18 +318,23 @@ def segment(cfg: DictConfig) -> dict[str, Any]:
         module = SegmentationModule(
             source.model,
             hydra.utils.instantiate(cfg.clustering.backend),
-            features,
+            method,
             store,
             batches,
             n_clusters=int(cfg.n_clusters),
             umap_num=int(cfg.umap_num),
         )
         trainer = hydra.utils.instantiate(cfg.trainer, default_root_dir=str(out_dir))
+        started = time.perf_counter()
         trainer.test(module, verbose=False)
+        seconds_per_image = (time.perf_counter() - started) / len(todo)
         if not trainer.is_global_zero:
             return {}
+    else:
+        seconds_per_image = None
     results = store.collect()
-    summary = write_outputs(out_dir, results, settings)
+    health = segmentation_health(cfg, source, torch.from_numpy(arrays.images[:count]), method)
+    summary = write_outputs(out_dir, results, {**settings, "seconds_per_image": seconds_per_image, "health": health})
     figure_dir = draw_figures(cfg, out_dir, arrays, results, store)
     if cfg.get("logger") and "wandb" in cfg.logger:
         # The W&B group names data.name: the model's dataset when the command line gave no data=.

@@ -7,12 +7,15 @@ from typing import Any
 
 import hydra
 import pytorch_lightning as pl
+import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.plugins.environments import SLURMEnvironment
 
 from lns.atomic import atomic_write_text
 from lns.data.datamodule import NpzDataModule
 from lns.errors import LNSError
+from lns.final_segmentation import segment_final_checkpoint
+from lns.hydra_record import save_hydra_record
 from lns.loggers import build_loggers, config_as_dict, finishing_wandb
 from lns.run_layout import LAST_CHECKPOINT, RUN_CONFIG
 from lns.training.callbacks import FinalCheckpoint, GracefulInterrupt
@@ -20,17 +23,24 @@ from lns.training.checkpoint_io import AtomicCheckpointIO
 from lns.training.module import TrainingModule
 from lns.training.requeue import CheckpointBeforeRequeue
 from lns.training.resume import check_resumable, check_run_dir
+from lns.training.run_lock import holding_run_dir
+from lns.training.shared_requests import SharedRequests
 from lns.training.wandb_figures import WandbFigures
 
 RUN_CONFIG_KEYS = ("experiment_name", "seed", "data", "model", "objective", "optimizer")
 
 
 def run_settings(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved settings that segmentation needs (model, data, seed, ...), as ``run_config.yaml`` holds them."""
-    return {
+    """The resolved settings that segmentation needs (model, data, seed, ...), as ``run_config.yaml`` holds them.
+
+    ``paths.data_dir`` is stored absolute, so the run can be segmented from any working directory.
+    """
+    settings = {
         key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
         for key in RUN_CONFIG_KEYS
     }
+    settings["paths"] = {"data_dir": str(Path(cfg.paths.data_dir).absolute())}
+    return settings
 
 
 def save_run_config(cfg: DictConfig, run_dir: Path) -> None:
@@ -75,10 +85,12 @@ def build_trainer(cfg: DictConfig, run_dir: Path, loggers: list, extra_callbacks
     )
 
 
+@holding_run_dir
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit the configured model; return the final metrics, the run directory and the last checkpoint path."""
     run_dir = Path(cfg.paths.output_dir)
-    pl.seed_everything(cfg.seed, workers=True)
+    # Silent: a run refused by the checks below must not even append to an existing run's log.
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     model = hydra.utils.instantiate(cfg.model)
     objective = hydra.utils.instantiate(cfg.objective)
@@ -99,18 +111,33 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if ckpt_path:
         check_resumable(ckpt_path, module)
     save_run_config(cfg, run_dir)
+    save_hydra_record(cfg, run_dir)
     with finishing_wandb():
         loggers = build_loggers(cfg.get("logger"), run_dir)
         for logger in loggers:
             logger.log_hyperparams(config_as_dict(cfg))
-        trainer = build_trainer(cfg, run_dir, loggers, [interrupt, requeue, WandbFigures(), FinalCheckpoint()])
+        stop_or_save = [SharedRequests(interrupt, requeue), interrupt, requeue]
+        trainer = build_trainer(cfg, run_dir, loggers, [*stop_or_save, WandbFigures(), FinalCheckpoint()])
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
     last = run_dir / LAST_CHECKPOINT
+    interrupted = interrupt.stopped_at is not None or requeue.saved_at is not None
+    segmentations = {}
+    if cfg.get("segment") and not interrupted and leave_data_parallel(trainer):
+        segmentations = segment_final_checkpoint(cfg, run_dir)
     return {
         "metrics": {key: float(value) for key, value in trainer.callback_metrics.items()},
         "run_dir": run_dir,
         "last_checkpoint": last if last.is_file() else None,
         "global_step": trainer.global_step,
-        "interrupted": interrupt.stopped_at is not None or requeue.saved_at is not None,
+        "interrupted": interrupted,
         "resumed_from": ckpt_path,
+        "segmentations": segmentations,
     }
+
+
+def leave_data_parallel(trainer: pl.Trainer) -> bool:
+    """End the data-parallel process group of a finished fit; True on the one process that goes on to segment."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    return trainer.is_global_zero

@@ -151,25 +151,12 @@ def _values(images: np.ndarray) -> np.ndarray:
     return values[values != 0]
 
 
-@pytest.mark.parametrize("name", [n for n in GG_DATASETS if n != "gradient_occlusion"])
+@pytest.mark.parametrize("name", GG_DATASETS)
 def test_splits_never_share_a_colour_value(generated: Path, name: str) -> None:
     folder = dataset_dir(generated, name)
     train, valid = (_values(load_split(folder, s).images) for s in ("train", "valid"))
     test = np.union1d(_values(load_split(folder, "test_1").images), _values(load_split(folder, "test").images))
     for first, second in ((train, valid), (train, test), (valid, test)):
-        assert np.intersect1d(first, second).size == 0
-
-
-def test_gradient_occlusion_flat_colours_are_split_specific() -> None:
-    """Gradient colours can coincide across splits (products n/255 x j/119); the flat colours never do."""
-    module = MODULES["gradient_occlusion"]
-    flat = {}
-    for split, params in plan_splits(module, _request(Path("unused"), "gradient_occlusion")).items():
-        chunk = next(render(module, params, split, 64))
-        drawing = module.draw(params, raster.Grid.sampled(256, 4))
-        flat[split] = _values(chunk.images.transpose(1, 0, 2, 3)[:, drawing.paint <= 1])
-    test = np.union1d(flat["test_1"], flat["test"])
-    for first, second in ((flat["train"], flat["valid"]), (flat["train"], test), (flat["valid"], test)):
         assert np.intersect1d(first, second).size == 0
 
 

@@ -528,14 +528,13 @@ KILLED_WRITER = textwrap.dedent(
 
     real_save = torch.save
 
-    def dying_save(obj, target):
+    def dying_save(obj, handle):
         buffer = io.BytesIO()
         real_save(obj, buffer)
-        with open(target, "wb") as handle:
-            handle.write(buffer.getvalue()[: buffer.tell() // 2])
-            handle.flush()
-            print("half written", flush=True)
-            time.sleep(600)
+        handle.write(buffer.getvalue()[: buffer.tell() // 2])
+        handle.flush()
+        print("half written", flush=True)
+        time.sleep(600)
 
     torch.save = dying_save
     AtomicCheckpointIO().save_checkpoint({"global_step": 2, "weights": torch.ones(1_000_000)}, sys.argv[1])

@@ -47,7 +47,7 @@ def test_segmenting_a_training_run_writes_every_output(trained_run: Path, tiny_d
     for key in ("ari_mean", "ari_std", "ari_fg_mean", "ari_fg_std"):
         assert isinstance(summary[key], float)
     assert summary["n_images"] == 4
-    assert summary["noise"] == {"std": 0.001, "perturb_num": 6, "site": "latent"}
+    assert summary["noise"] == {"std": 0.001, "perturb_num": 6, "site": "latent", "relative": False}
     assert (summary["dataset"], summary["model"], summary["clustering"]) == ("kanizsa", "ae", "ward")
 
     with open(out / "per_image.csv") as handle:
@@ -159,7 +159,8 @@ def test_resuming_with_other_settings_is_refused(trained_run: Path, tiny_data_di
     [
         (["noise.std=0"], "noise.std=0"),
         (["noise.perturb_num=1"], "at least 2"),
-        (["noise.site=decoder"], "latent, output"),
+        (["noise.site=decoder.99"], "noise.site=decoder.99 is not a layer"),
+        (["features=jacobian", "features.directions=0"], "features.directions=0 must be at least 1"),
         (["test_num=99"], "holds 6 images"),
         (["split=train"], "no masks"),
     ],

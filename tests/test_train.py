@@ -33,7 +33,7 @@ def test_run_train_writes_checkpoints_config_logs_and_figures(tiny_data_dir: Pat
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert (run_dir / "checkpoints" / "step00000002.ckpt").is_file()
     assert (run_dir / ".hydra" / "config.yaml").is_file()
-    assert (run_dir / "logs" / "version_0" / "metrics.csv").is_file()
+    assert (run_dir / "logs" / "metrics.csv").is_file()
     assert (run_dir / "figures" / "curves.png").stat().st_size > 0
     assert (run_dir / "figures" / "reconstructions_step00000004.png").stat().st_size > 0
     assert "run directory" in result.stdout

@@ -23,6 +23,7 @@ from types import TracebackType
 
 import numpy as np
 
+from lns.atomic import replace_durably
 from lns.data.catalog import SUPPORTED_IMAGE_SIZES, generate_command, name_from_folder
 from lns.errors import LNSError
 
@@ -362,7 +363,7 @@ class NpzWriter:
         os.fsync(self._file.fileno())
         self._file.close()
         os.chmod(self._temporary, 0o666 & ~_umask())
-        os.replace(self._temporary, self.path)
+        replace_durably(self._temporary, self.path)
         return self.path
 
     def discard(self) -> None:
@@ -373,6 +374,9 @@ class NpzWriter:
         with contextlib.suppress(OSError, ValueError, zlib.error):
             self._archive.close()
         self._file.close()
+        # A member that could not be finished (e.g. the disk is full) leaves the archive open for writing; drop
+        # its file so that garbage collection does not try to finish it again.
+        self._archive.fp = None
         self._temporary.unlink(missing_ok=True)
 
     def __enter__(self) -> NpzWriter:

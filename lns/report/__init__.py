@@ -1,6 +1,7 @@
 """Collect segmentation summaries into the paper's Table 1, sensitivity plots and a claims check.
 
 Usage: python -m lns.report DIR [DIR ...] [--reference FILE] [--out OUTDIR] [--std S] [--perturb-num T]
+                             [--data-dir DATA]
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from pathlib import Path
 from lns.errors import LNSError
 from lns.report.claims import claims_markdown
 from lns.report.collect import Reference, Run, collect_runs, read_reference
+from lns.report.depth import depth_lines, save_depth_plot
+from lns.report.figures import method_figures
 from lns.report.plots import save_sweep_plot
 from lns.report.tables import (
     STD_CONVENTION,
@@ -43,8 +46,11 @@ def write_report(
     reference: str | Path | None = None,
     std: float | None = None,
     perturb_num: int | None = None,
+    data_dir: str | Path | None = None,
 ) -> Report:
-    """Write table.md, table.csv, claims.md and the sensitivity plots into `out` (default: the first dir)."""
+    """Write table.md, table.csv, claims.md, the sensitivity plots and the method comparison pictures
+    (``methods_<dataset>.png``, with input images and ground truth from ``data_dir`` when given) into `out`
+    (default: the first dir)."""
     if not dirs:
         raise LNSError("No input directories given: pass the segmentation output directories to report on.")
     runs = collect_runs(dirs)
@@ -58,6 +64,12 @@ def write_report(
         )
     table = build_table(chosen, references)
     notes = [f"{len(chosen)} of {len(runs)} runs in the table", *pooled_settings(chosen)]
+    flagged = [run for run in chosen if run.issue]
+    if flagged:
+        notes.append(
+            f"{len(flagged)} of these runs are marked: their model learned nothing ('no signal': the decoder "
+            "does not respond to latent noise; 'not learning': the training run's health check failed)"
+        )
     notes += [
         f"reference row {r.dataset}/{r.model} ({r.source}) matches no dataset/variant of ours"
         for r in unused_references(table, references)
@@ -70,6 +82,10 @@ def write_report(
     ]
     out_dir = Path(out) if out is not None else Path(dirs[0])
     out_dir.mkdir(parents=True, exist_ok=True)
+    pictures, picture_notes = method_figures(
+        chosen, out_dir, table.columns, Path(data_dir) if data_dir is not None else None
+    )
+    notes += picture_notes
     caption = (
         "Mean test ARI per dataset: each cell is the mean over runs (seeds/models) of each run's mean ARI, "
         f"± the {STD_CONVENTION}, n = runs."
@@ -78,6 +94,17 @@ def write_report(
     (out_dir / "table.md").write_text(markdown)
     files = [out_dir / "table.md", write_csv(table, out_dir / "table.csv")]
     files += [save_sweep_plot(found, p, out_dir / f"ari_vs_{p}.png") for p, found in lines.items() if found]
-    (out_dir / "claims.md").write_text(claims_markdown(table, lines["std"], lines["perturb_num"]))
+    depth = depth_lines(runs)  # noise.site sweeps: ari_vs_depth.png
+    files += [save_depth_plot(depth, out_dir / "ari_vs_depth.png")] if depth else []
+    files += pictures
+    (out_dir / "claims.md").write_text(claims_of_learned_models(runs, chosen, references))
     files.append(out_dir / "claims.md")
     return Report(table, markdown, notes, files)
+
+
+def claims_of_learned_models(runs: Sequence[Run], chosen: Sequence[Run], references: Sequence[Reference]) -> str:
+    """claims.md from the runs whose model learned something; it says how many runs it left out."""
+    learned = [run for run in runs if not run.issue]
+    table = build_table([run for run in chosen if not run.issue], references)
+    lines = {param: sweeps(learned, param) for param in ("std", "perturb_num")}
+    return claims_markdown(table, lines["std"], lines["perturb_num"], left_out=len(runs) - len(learned))

@@ -17,10 +17,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", help="output directory (default: the first DIR)")
     parser.add_argument("--std", type=float, help="table uses only noise runs with this noise std")
     parser.add_argument("--perturb-num", type=int, help="table uses only noise runs with this perturb_num")
+    parser.add_argument("--data-dir", help="datasets folder: input images and ground truth in methods_<dataset>.png")
     args = parser.parse_args(argv)
     try:
         report = write_report(
-            args.dirs, out=args.out, reference=args.reference, std=args.std, perturb_num=args.perturb_num
+            args.dirs,
+            out=args.out,
+            reference=args.reference,
+            std=args.std,
+            perturb_num=args.perturb_num,
+            data_dir=args.data_dir,
         )
     except LNSError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -13,8 +13,7 @@ from lns.data.catalog import DATASET_FOLDERS
 from lns.errors import LNSError
 
 _MODELS = ("ae", "vae")
-_FEATURES = ("noise", "jacobian")
-_SITES = ("latent", "output")
+_WEIGHTS = ("trained", "random")
 _REFERENCE_COLUMNS = ("dataset", "model", "ari_mean", "ari_std", "source")
 
 
@@ -25,19 +24,54 @@ class Run:
     path: Path
     dataset: str
     model: str  # "ae" | "vae"
-    features: str  # "noise" | "jacobian"
-    site: str | None  # "latent" | "output"; None for jacobian features
-    std: float | None  # noise std; None for jacobian features
-    perturb_num: int | None  # None for jacobian features
+    features: str  # "noise" | "jacobian" | another features choice ("rgb", "slic", "activations", ...)
+    site: str | None  # "latent" | "output" | a layer ("decoder.5"); None for features other than noise/jacobian
+    std: float | None  # noise std; None for features other than noise
+    perturb_num: int | None  # None for features other than noise
     ari_mean: float
+    weights: str = "trained"  # "trained" | "random" (the fresh-initialisation control)
+    uses_model: bool = True  # False for methods that ignore the network (rgb, slic, ...)
+    layer: str | None = None  # the layer of features=activations
+    split: str = "test"  # the segmented split (for the method-comparison figure's images)
+    issue: str | None = None  # "no signal" / "not learning" (summary.json's health entry); None: healthy or unchecked
+    relative: bool = False  # noise.relative: the noise std was scaled by the site's RMS activation
+
+    @property
+    def depth_only(self) -> bool:
+        """Noise or Jacobian inside the network (a site other than the latent, or the output for noise): such runs
+        are drawn against depth (lns.report.depth), not put in the table."""
+        return self.site is not None and self.site != "latent" and (self.features, self.site) != ("noise", "output")
 
     @property
     def variant(self) -> str:
-        """Table column: "AE", "VAE", "AE (output noise)", "VAE (jacobian)", ..."""
+        """Table column: "AE", "VAE", "AE (output noise)", "VAE (jacobian)", "AE (random weights)", "rgb", ...
+
+        Methods that ignore the network are one column whatever model or weights the run named.
+        """
+        if not self.uses_model:
+            return self.features
+        tags = []
+        if self.depth_only:
+            tags.append(f"{self.features} at {self.site}")
+        elif self.features == "noise" and self.site == "output":
+            tags.append("output noise")
+        elif self.features == "activations":
+            tags.append(f"activations {self.layer}" if self.layer else "activations")
+        elif self.features != "noise":
+            tags.append(self.features)
+        if self.weights != "trained":
+            tags.append(f"{self.weights} weights")
         name = self.model.upper()
-        if self.features == "jacobian":
-            return f"{name} (jacobian)"
-        return f"{name} (output noise)" if self.site == "output" else name
+        return f"{name} ({', '.join(tags)})" if tags else name
+
+    @property
+    def role(self) -> str:
+        """``lns`` (latent noise, trained), ``limit`` (its Jacobian limit), ``control`` (output noise or untrained
+        weights) or ``baseline`` (every other method: the comparisons of claim 3)."""
+        untrained = self.uses_model and self.weights != "trained"
+        if untrained or (self.features == "noise" and self.site == "output"):
+            return "control"
+        return {"noise": "lns", "jacobian": "limit"}.get(self.features, "baseline")
 
 
 @dataclass(frozen=True)
@@ -82,16 +116,54 @@ def read_summary(path: Path) -> Run:
     model = _field(path, data, "model", str).lower()
     features = _field(path, data, "features", str).lower()
     _check_choice(path, "model", model, _MODELS)
-    _check_choice(path, "features", features, _FEATURES)
     ari_mean = _number(path, data, "ari_mean")
+    method = data.get("method") or {}
+    weights = str((data.get("weights") or {}).get("name", "trained")).lower()
+    _check_choice(path, "weights.name", weights, _WEIGHTS)
     site = std = perturb_num = None
+    relative = False
     if features == "noise":
         noise = _field(path, data, "noise", dict)
         site = _field(path, noise, "site", str).lower()
-        _check_choice(path, "noise.site", site, _SITES)
         std = _number(path, noise, "std")
         perturb_num = _field(path, noise, "perturb_num", int)
-    return Run(path, dataset, model, features, site, std, perturb_num, ari_mean)
+        relative = noise.get("relative") is True
+    elif features == "jacobian" and isinstance(data.get("noise"), dict):
+        site = _field(path, data["noise"], "site", str).lower()
+    uses_model = bool(method.get("uses_model", True))
+    layer, split = method.get("layer"), str(data.get("split", "test"))
+    # weights=random is the untrained control on purpose: its health is no verdict on the run.
+    issue = _health_issue(path, data) if weights == "trained" else None
+    return Run(
+        path,
+        dataset,
+        model,
+        features,
+        site,
+        std,
+        perturb_num,
+        ari_mean,
+        weights,
+        uses_model,
+        layer,
+        split,
+        issue,
+        relative,
+    )
+
+
+def _health_issue(path: Path, data: dict) -> str | None:
+    """What summary.json's optional ``health`` entry says is wrong with the model (None: nothing, or no entry)."""
+    health = data.get("health")
+    if health is None:
+        return None
+    if not isinstance(health, dict):
+        raise _malformed(path, f"field 'health' is {health!r}, expected an object")
+    if health.get("signal") is False:
+        return "no signal"
+    if health.get("training_healthy") is False:
+        return "not learning"
+    return None
 
 
 def read_reference(path: str | Path) -> list[Reference]:

@@ -6,7 +6,7 @@ import csv
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,7 @@ from lns.data.catalog import GG_DATASETS
 from lns.report.collect import Reference, Run
 
 VARIANTS = ("AE", "VAE", "AE (output noise)", "VAE (output noise)", "AE (jacobian)", "VAE (jacobian)")
+"""The paper's columns first; any other method's column follows (network methods, then network-free ones)."""
 STD_CONVENTION = "population std (ddof=0) over runs"
 
 
@@ -25,6 +26,8 @@ class Cell:
     mean: float
     std: float | None
     n: int | None
+    flagged: int = 0  # runs whose model learned nothing (Run.issue set)
+    issue: str | None = None  # their issue(s), e.g. "no signal"
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class Table:
     datasets: list[str]
     columns: list[str]
     cells: dict[tuple[str, str], Cell]
+    roles: dict[str, str] = field(default_factory=dict)  # column -> Run.role ("lns", "baseline", ...)
 
     def get(self, dataset: str, column: str) -> Cell | None:
         return self.cells.get((dataset, column))
@@ -52,14 +56,20 @@ def aggregate(values: Sequence[float]) -> Cell:
 
 
 def select_runs(runs: Iterable[Run], *, std: float | None, perturb_num: int | None) -> list[Run]:
-    """Noise runs matching the given std / perturb_num (None = any); jacobian runs are always kept."""
+    """Noise runs matching the given std / perturb_num (None = any); runs of other features are always kept.
+
+    Runs with the noise (or the Jacobian) inside the network are left to the depth plot (``Run.depth_only``).
+    """
     return [
         run
         for run in runs
-        if run.features == "jacobian"
-        or (
-            (std is None or math.isclose(run.std, std, rel_tol=1e-9))
-            and (perturb_num is None or run.perturb_num == perturb_num)
+        if not run.depth_only
+        and (
+            run.features != "noise"
+            or (
+                (std is None or math.isclose(run.std, std, rel_tol=1e-9))
+                and (perturb_num is None or run.perturb_num == perturb_num)
+            )
         )
     ]
 
@@ -73,11 +83,17 @@ def dataset_order(names: Iterable[str]) -> list[str]:
 def build_table(runs: Sequence[Run], references: Sequence[Reference] = ()) -> Table:
     """Datasets x variants (only variants with data); each reference column follows its matching variant."""
     grouped: dict[tuple[str, str], list[float]] = defaultdict(list)
+    issues: dict[tuple[str, str], list[str]] = defaultdict(list)
+    roles = {}
     for run in runs:
         grouped[run.dataset, run.variant].append(run.ari_mean)
-    cells = {key: aggregate(values) for key, values in grouped.items()}
+        roles[run.variant] = run.role
+        if run.issue:
+            issues[run.dataset, run.variant].append(run.issue)
+    cells = {key: flag_cell(aggregate(values), issues[key]) for key, values in grouped.items()}
     datasets = dataset_order(run.dataset for run in runs)
-    variants = [v for v in VARIANTS if any((d, v) in cells for d in datasets)]
+    uses_model = {run.variant: run.uses_model for run in runs}
+    variants = sorted(uses_model, key=lambda v: (_variant_rank(v), not uses_model[v], v))
     columns = []
     for variant in variants:
         columns.append(variant)
@@ -87,7 +103,7 @@ def build_table(runs: Sequence[Run], references: Sequence[Reference] = ()) -> Ta
                 cells[ref.dataset, name] = Cell(ref.ari_mean, ref.ari_std, None)
                 if name not in columns:
                     columns.append(name)
-    return Table(datasets, columns, cells)
+    return Table(datasets, columns, cells, roles)
 
 
 def unused_references(table: Table, references: Sequence[Reference]) -> list[Reference]:
@@ -141,10 +157,23 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
+def flag_cell(cell: Cell, issues: Sequence[str]) -> Cell:
+    """``cell`` marked with the issues of its runs whose model learned nothing."""
+    return replace(cell, flagged=len(issues), issue=", ".join(sorted(set(issues))) or None)
+
+
 def format_cell(cell: Cell | None) -> str:
-    """Text like '0.600 ± 0.082 (n=3)'; reference cells have no n; missing cells are a dash."""
+    """Text like '0.600 ± 0.082 (n=3)'; reference cells have no n; missing cells are a dash.
+
+    Cells of models that learned nothing say so: '0.000 (no signal, n=1)' when every run is affected,
+    '0.400 ± 0.100 (n=3, 1 no signal)' when some are.
+    """
     if cell is None:
         return "–"
+    if cell.flagged and cell.flagged == cell.n:
+        return f"{cell.mean:.3f} ({cell.issue}, n={cell.n})"
+    if cell.flagged:
+        return f"{cell.mean:.3f} ± {cell.std:.3f} (n={cell.n}, {cell.flagged} {cell.issue})"
     text = f"{cell.mean:.3f}"
     if cell.std is not None:
         text += f" ± {cell.std:.3f}"

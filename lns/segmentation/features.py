@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -12,6 +13,9 @@ from lns.errors import LNSError
 
 Decoder = Callable[[Tensor], Tensor]
 """Maps latents (M, z) to logits (M, C, H, W)."""
+
+Probabilities = Callable[[Tensor], Tensor]
+"""Maps activations at a noise site (M, *site shape) to images in [0, 1] (M, C, H, W)."""
 
 SITES = ("latent", "output")
 
@@ -49,15 +53,34 @@ def difference_features(decodings: Tensor, eps: float = 1e-12) -> Tensor:
 
 
 def check_noise_settings(std: float, perturb_num: int, site: str) -> None:
-    """Raise :class:`LNSError` for a noise std <= 0, fewer than 2 perturbations or an unknown noise site."""
+    """Raise :class:`LNSError` for a noise std <= 0, fewer than 2 perturbations or an empty noise site.
+
+    Whether a named site exists depends on the model; :func:`lns.segmentation.sites.split_model` checks that.
+    """
+    _check_noise(std, perturb_num)
+    if not isinstance(site, str) or not site:
+        raise LNSError(
+            f"noise.site={site!r} must name where the noise goes: latent, output (the paper's control) or a "
+            "layer of the model such as encoder.3 or decoder.5 (as print(model) shows them)."
+        )
+
+
+def _check_noise(std: float, perturb_num: int) -> None:
     if not std > 0:
         raise LNSError(f"noise.std={std} must be positive (the paper uses 0.001).")
     if perturb_num < 2:
         raise LNSError(
             f"noise.perturb_num={perturb_num} must be at least 2 to form differences (the paper uses 10 or more)."
         )
-    if site not in SITES:
-        raise LNSError(f"Unknown noise site noise.site={site}; valid: {', '.join(SITES)} (the paper's control).")
+
+
+def check_directions(directions: int) -> None:
+    """Raise :class:`LNSError` unless the Jacobian gets at least one direction."""
+    if directions < 1:
+        raise LNSError(
+            f"features.directions={directions} must be at least 1: it is the number of directions along which "
+            "the Jacobian at the noise site is taken (exact when the site has at most that many units)."
+        )
 
 
 def _check_means(means: Tensor) -> None:
@@ -70,17 +93,78 @@ def _check_chunk_size(chunk_size: int) -> None:
         raise LNSError(f"chunk_size must be at least 1, got {chunk_size}.")
 
 
-def _decode_probabilities(decode: Decoder, latents: Tensor, chunk_size: int) -> Tensor:
-    """sigmoid(decode(latents)) for latents (M, z), in decoder calls of exactly chunk_size latents.
+def _in_layout_of(block: Tensor, activations: Tensor) -> Tensor:
+    """``block`` in the activations' memory layout: channels_last activations give a channels_last block."""
+    channels_last = activations.ndim == 4 and activations.is_contiguous(memory_format=torch.channels_last)
+    if channels_last and not activations.is_contiguous():
+        return block.contiguous(memory_format=torch.channels_last)
+    return block
 
-    The last chunk is padded with zero latents, so every call has the same shape: convolution kernels pick
-    their algorithm (and rounding) by batch shape, and with a fixed shape a latent's decoding never depends on
-    what it was batched with. At sigma=1e-3 that rounding alone would move ward's near-ties.
+
+def _noise_draws(generator: torch.Generator, like: Tensor, perturb_num: int, *, at_once: bool) -> Iterator[Tensor]:
+    """The T noise tensors of one image (each shaped like one image's activations ``like[0]``), in order.
+
+    at_once: one randn(T, *shape) draw (the latent and output sites, exactly as before inner sites existed);
+    otherwise one randn(*shape) draw per perturbation, so a large activation never has all T copies in memory.
+    Both depend only on the generator, i.e. on (seed, image index).
     """
-    count = latents.shape[0]
-    padded = latents.new_zeros((-(-count // chunk_size) * chunk_size, latents.shape[1]))
-    padded[:count] = latents
-    return torch.cat([torch.sigmoid(decode(chunk)) for chunk in padded.split(chunk_size)])[:count]
+    shape = like.shape[1:]
+    if at_once:
+        yield from torch.randn((perturb_num, *shape), generator=generator, device=like.device, dtype=like.dtype)
+    else:
+        for _ in range(perturb_num):
+            yield torch.randn(shape, generator=generator, device=like.device, dtype=like.dtype)
+
+
+def noise_scales(activations: Tensor, std: float, relative: bool) -> list[float]:
+    """Noise std per image: ``std``, or with ``relative`` std times the RMS of the image's activations."""
+    if not relative:
+        return [std] * activations.shape[0]
+    rms = activations.detach().flatten(1).double().pow(2).mean(dim=1).sqrt()
+    return [std * float(value) for value in rms]
+
+
+def site_noise_features(
+    probabilities: Probabilities,
+    activations: Tensor,
+    *,
+    std: float,
+    perturb_num: int,
+    generators: Sequence[torch.Generator],
+    chunk_size: int = 200,
+    relative: bool = False,
+    draw_at_once: bool = False,
+) -> Tensor:
+    """LNS pixel features (B, H*W, C*(T-1)) from T = perturb_num noisy copies of each image's site activations.
+
+    Copy t of image b is activations[b] + s_b * eps_bt, eps from generators[b] (see :func:`_noise_draws` for
+    ``draw_at_once``) and s_b from :func:`noise_scales`. The copies of all images, image-major, go through
+    ``probabilities`` in calls of exactly chunk_size copies, the last one padded with zeros: convolution kernels
+    pick their algorithm (and rounding) by batch shape, and with a fixed shape a copy's result never depends on
+    what it was batched with (at sigma=1e-3 that rounding alone would move ward's near-ties). Only one chunk of
+    noisy copies exists at a time.
+    """
+    _check_chunk_size(chunk_size)
+    _check_noise(std, perturb_num)
+    batch = activations.shape[0]
+    if len(generators) != batch:
+        raise LNSError(f"Need one noise generator per image: got {len(generators)} for {batch} images.")
+    scales = noise_scales(activations, std, relative)
+    draws = [_noise_draws(g, activations, perturb_num, at_once=draw_at_once) for g in generators]
+    plain = activations.contiguous()  # arithmetic in the default layout; each block is converted once
+    total = batch * perturb_num
+    decoded = []
+    with torch.no_grad():
+        for start in range(0, total, chunk_size):
+            end = min(start + chunk_size, total)
+            block = plain.new_zeros((chunk_size, *plain.shape[1:]))
+            for image in range(start // perturb_num, (end - 1) // perturb_num + 1):
+                low, high = max(start, image * perturb_num), min(end, (image + 1) * perturb_num)
+                noise = torch.stack([next(draws[image]) for _ in range(high - low)])
+                block[low - start : high - start] = plain[image] + scales[image] * noise
+            decoded.append(probabilities(_in_layout_of(block, activations))[: end - start])
+        decodings = torch.cat(decoded)
+    return difference_features(decodings.reshape(batch, perturb_num, *decodings.shape[1:]))
 
 
 def noise_features(
@@ -97,66 +181,83 @@ def noise_features(
 
     site "latent": decode z_t = m + std * eps_t (the method). site "output": decode m once and add
     std * eps_t to the sigmoid output (the paper's control, which should not segment). Image b's noise comes
-    from generators[b]; the T decodings of all images are decoded together, chunk_size
-    latents per call (the last call padded).
+    from generators[b]; the T decodings of all images are decoded together, chunk_size latents per call (the
+    last call padded). Noise inside the network: :func:`lns.segmentation.sites.noise_at_site`.
     """
     _check_means(means)
-    _check_chunk_size(chunk_size)
-    check_noise_settings(std, perturb_num, site)
-    batch, z_dim = means.shape
-    if len(generators) != batch:
-        raise LNSError(f"Need one noise generator per image: got {len(generators)} for {batch} images.")
-
+    if site not in SITES:
+        raise LNSError(f"Unknown noise site noise.site={site}; valid: {', '.join(SITES)} (the paper's control).")
+    options = {"std": std, "perturb_num": perturb_num, "generators": generators, "chunk_size": chunk_size}
+    if site == "latent":
+        return site_noise_features(lambda latents: torch.sigmoid(decode(latents)), means, draw_at_once=True, **options)
     with torch.no_grad():
-        if site == "latent":
-            noise = torch.stack(
-                [
-                    torch.randn(perturb_num, z_dim, generator=g, device=means.device, dtype=means.dtype)
-                    for g in generators
-                ]
-            )
-            latents = (means[:, None, :] + std * noise).reshape(batch * perturb_num, z_dim)
-            decodings = _decode_probabilities(decode, latents, chunk_size)
-            decodings = decodings.reshape(batch, perturb_num, *decodings.shape[1:])
-        else:
-            clean = torch.cat([torch.sigmoid(decode(mean[None])) for mean in means])
-            noise = torch.stack(
-                [
-                    torch.randn((perturb_num, *clean.shape[1:]), generator=g, device=clean.device, dtype=clean.dtype)
-                    for g in generators
-                ]
-            )
-            decodings = clean[:, None] + std * noise
-        return difference_features(decodings)
+        clean = torch.cat([torch.sigmoid(decode(mean[None])) for mean in means])
+    return site_noise_features(lambda images: images, clean, draw_at_once=True, **options)
+
+
+def jacobian_directions(
+    shape: Sequence[int], directions: int, *, seed: int, dtype: torch.dtype, device: torch.device | str
+) -> Tensor:
+    """Tangent directions (D, *shape) for the Jacobian at a site whose activations have ``shape`` (one image).
+
+    Exact where the site is small: with at most ``directions`` units, the unit basis (D = units), so the features
+    are the Jacobian rows themselves. Otherwise a random projection: D = ``directions`` vectors with independent
+    standard normal entries (drawn from ``seed``, the same for every image). A pixel's row J_p becomes J_p V, and
+    (J_p V).(J_q V) / D estimates J_p.J_q with a relative error of about 1/sqrt(D) (Johnson-Lindenstrauss), so the
+    normalised rows and ward's distances between them approach the exact ones as D grows. Noise features are the
+    same kind of estimate, with T - 1 random (noise-difference) directions.
+    """
+    check_directions(directions)
+    units = math.prod(shape)
+    if units <= directions:
+        return torch.eye(units, dtype=dtype, device=device).reshape(units, *shape)
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn((directions, *shape), generator=generator, dtype=torch.float64).to(device, dtype)
+
+
+def site_jacobian_features(
+    probabilities: Probabilities, activations: Tensor, *, directions: Tensor, chunk_size: int = 64
+) -> Tensor:
+    """Unit-normalised rows of J V at each image's activations: (B, H*W, C*D).
+
+    J is the Jacobian of ``probabilities`` at the activations, V the (D, *site shape) ``directions``. Forward mode
+    (torch.func.jvp, vmapped over the D directions) on chunks of at most chunk_size images, so memory per chunk is
+    about chunk_size * D times the activations of the layers after the site. Assumes every image is mapped
+    independently (true for the models in eval mode). Features per pixel are channel-major (c0 d1..D, c1 ...);
+    zero rows stay zero.
+    """
+    _check_chunk_size(chunk_size)
+    if directions.shape[1:] != activations.shape[1:]:
+        raise LNSError(
+            f"Jacobian directions shaped {tuple(directions.shape)} do not fit site activations shaped "
+            f"{tuple(activations.shape)}: each direction must have the shape of one image's activations."
+        )
+    count = directions.shape[0]
+    parts = []
+    with torch.no_grad():
+        for chunk in activations.split(chunk_size):
+            tangents = directions[:, None].expand(count, *chunk.shape)
+
+            def directional(tangent: Tensor, chunk: Tensor = chunk) -> Tensor:
+                return torch.func.jvp(probabilities, (chunk,), (tangent,))[1]
+
+            jacobian = torch.func.vmap(directional)(tangents)  # (D, b, C, H, W)
+            rows = jacobian.permute(1, 3, 4, 2, 0)  # (b, H, W, C, D)
+            tiny = torch.finfo(rows.dtype).tiny
+            rows = rows / torch.linalg.vector_norm(rows, dim=-1, keepdim=True).clamp_min(tiny)
+            parts.append(rows.reshape(len(chunk), rows.shape[1] * rows.shape[2], -1))
+    return torch.cat(parts)
 
 
 def jacobian_features(decode: Decoder, means: Tensor, *, chunk_size: int = 64) -> Tensor:
     """Unit-normalised Jacobian rows of sigmoid(decode) w.r.t. z at the means: (B, H*W, C*z).
 
-    Forward mode (torch.func.jvp, vmapped over the z basis directions) on chunks of at most chunk_size
-    images, so memory per chunk is about chunk_size * z * C * H * W values plus the decoder's activations
-    times z. Assumes the decoder treats each latent row independently (true for the models in eval mode).
-    Features per pixel are channel-major (c0 z1..z, c1 ..., c2 ...); zero rows stay zero.
+    :func:`site_jacobian_features` at the latent with the unit basis as directions (exact); features per pixel
+    are channel-major (c0 z1..z, c1 ..., c2 ...). Memory per chunk: about chunk_size * z * C * H * W values plus
+    the decoder's activations times z.
     """
     _check_means(means)
-    _check_chunk_size(chunk_size)
-    z_dim = means.shape[1]
-    basis = torch.eye(z_dim, dtype=means.dtype, device=means.device)
-
-    def probabilities(latents: Tensor) -> Tensor:
-        return torch.sigmoid(decode(latents))
-
-    parts = []
-    with torch.no_grad():
-        for chunk in means.split(chunk_size):
-            tangents = basis[:, None, :].expand(z_dim, len(chunk), z_dim)
-
-            def directional(tangent: Tensor, chunk: Tensor = chunk) -> Tensor:
-                return torch.func.jvp(probabilities, (chunk,), (tangent,))[1]
-
-            jacobian = torch.func.vmap(directional)(tangents)  # (z, b, C, H, W)
-            rows = jacobian.permute(1, 3, 4, 2, 0)  # (b, H, W, C, z)
-            tiny = torch.finfo(rows.dtype).tiny
-            rows = rows / torch.linalg.vector_norm(rows, dim=-1, keepdim=True).clamp_min(tiny)
-            parts.append(rows.reshape(len(chunk), rows.shape[1] * rows.shape[2], -1))
-    return torch.cat(parts)
+    basis = torch.eye(means.shape[1], dtype=means.dtype, device=means.device)
+    return site_jacobian_features(
+        lambda latents: torch.sigmoid(decode(latents)), means, directions=basis, chunk_size=chunk_size
+    )

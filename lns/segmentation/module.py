@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import pytorch_lightning as pl
@@ -13,20 +12,10 @@ from torch import Tensor
 from lns.data.batches import LabelledBatches
 from lns.metrics.ari import ARIMetric, adjusted_rand_index
 from lns.models import Autoencoder
-from lns.segmentation.features import image_generators, jacobian_features, noise_features
+from lns.segmentation.methods import FeatureSettings, MethodInput, PixelMethod
 from lns.segmentation.parts import PartStore
 
-
-@dataclass(frozen=True)
-class FeatureSettings:
-    """How pixel features are made: ``kind`` is ``noise`` (the paper's LNS) or ``jacobian`` (its noise-free limit)."""
-
-    kind: str = "noise"
-    std: float = 1e-3
-    perturb_num: int = 40
-    site: str = "latent"
-    seed: int = 0
-    chunk_size: int = 200
+__all__ = ["FeatureSettings", "SegmentationModule", "cluster_counts"]
 
 
 def cluster_counts(masks: Tensor, n_clusters: int) -> list[int]:
@@ -37,10 +26,11 @@ def cluster_counts(masks: Tensor, n_clusters: int) -> list[int]:
 
 
 class SegmentationModule(pl.LightningModule):
-    """Runs latent noise segmentation on test batches ``{"images", "masks", "index"}``.
+    """Segments test batches ``{"images", "masks", "index"}`` with ``method`` (a ``features`` choice).
 
-    Each batch's label maps, reconstructions and scores are written to ``store`` at once, so an interrupted run
-    loses at most one batch and a rerun skips what is done. ``umap_num``: pixel features of the images with index
+    The method's pixel features are clustered by ``clusterer`` unless it labels the pixels itself. Each batch's
+    label maps, reconstructions and scores are written to ``store`` at once, so an interrupted run loses at most
+    one batch and a rerun skips what is done. ``umap_num``: pixel features of the images with index
     below it are kept for the UMAP plot.
     """
 
@@ -48,7 +38,7 @@ class SegmentationModule(pl.LightningModule):
         self,
         model: Autoencoder,
         clusterer: Callable[[Tensor, list[int]], np.ndarray],
-        settings: FeatureSettings,
+        method: PixelMethod,
         store: PartStore,
         batches: LabelledBatches,
         n_clusters: int = 0,
@@ -57,27 +47,12 @@ class SegmentationModule(pl.LightningModule):
         super().__init__()
         self.model = model.eval()
         self.clusterer = clusterer
-        self.settings = settings
+        self.method = method
         self.store = store
         self.batches = batches
         self.n_clusters = n_clusters
         self.umap_num = umap_num
         self.metric = ARIMetric()
-
-    def pixel_features(self, means: Tensor, index: Tensor) -> Tensor:
-        s = self.settings
-        if s.kind == "jacobian":
-            return jacobian_features(self.model.decode, means, chunk_size=s.chunk_size)
-        generators = image_generators(index.tolist(), s.seed, means.device)
-        return noise_features(
-            self.model.decode,
-            means,
-            std=s.std,
-            perturb_num=s.perturb_num,
-            site=s.site,
-            generators=generators,
-            chunk_size=s.chunk_size,
-        )
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         masks, index = batch["masks"], batch["index"]
@@ -87,9 +62,11 @@ class SegmentationModule(pl.LightningModule):
             # sigma=1e-3 that alone moves ward's near-ties; this way labels do not depend on batch_size.
             means = torch.cat([self.model.latent_mean(image[None]) for image in images])
             reconstructions = torch.sigmoid(self.model.decode(means))
-        features = self.pixel_features(means, index)
         counts = cluster_counts(masks, self.n_clusters)
-        labels = torch.from_numpy(self.clusterer(features, counts)).to(masks.device)
+        output = self.method(MethodInput(self.model, images, means, index, counts))
+        features = output.features
+        labels = output.labels if output.labels is not None else self.clusterer(features, counts)
+        labels = torch.from_numpy(labels).to(masks.device)
         target = masks.flatten(1)
         self.metric.update(labels, target)
         umap_rows = (index < self.umap_num).nonzero().flatten()

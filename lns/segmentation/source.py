@@ -27,6 +27,8 @@ class ModelSource:
     image_size: int
     train_seed: int | None
     run_dir: Path | None
+    data_dir: Path | None = None
+    """The data folder the run was trained on, as its ``run_config.yaml`` recorded it (older runs: None)."""
 
     @property
     def kind(self) -> str:
@@ -77,6 +79,7 @@ def _from_run(run_dir: Path, checkpoint: Path) -> ModelSource:
         image_size=int(run_cfg.data.image_size),
         train_seed=run_cfg.get("seed"),
         run_dir=run_dir,
+        data_dir=Path(recorded) if (recorded := OmegaConf.select(run_cfg, "paths.data_dir")) else None,
     )
 
 

@@ -101,11 +101,13 @@ class GracefulInterrupt(pl.Callback):
     """Ctrl-C or SIGTERM: finish the current step, write ``checkpoints/last.ckpt`` and stop cleanly.
 
     A second Ctrl-C aborts at once. Under data parallelism the request is shared across ranks so all of them
-    stop at the same step and the checkpoint is consistent.
+    stop at the same step and the checkpoint is consistent: :class:`~lns.training.shared_requests.SharedRequests`
+    (before this callback) sets ``agreed``.
     """
 
     def __init__(self) -> None:
         self.requested = False
+        self.agreed = False
         self.stopped_at: int | None = None
         self._previous: dict[int, object] = {}
 
@@ -121,7 +123,15 @@ class GracefulInterrupt(pl.Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Take the signals over here, after Lightning installed its SIGTERM handler: that one stops the run at
-        its next check (also during validation) without writing a checkpoint."""
+        its next check (also during validation) without writing a checkpoint.
+
+        A SIGTERM that Lightning's handler caught before this hook (while the loop was being set up) becomes a
+        request here; left to Lightning it would end the process after the first step with status 0 and no
+        checkpoint, as if the run had finished.
+        """
+        if trainer.received_sigterm:
+            self.requested = True
+            trainer._signal_connector.received_sigterm = False  # Lightning offers no public way to take it over
         for signum in self._previous:
             signal.signal(signum, self._handler)
 
@@ -136,10 +146,7 @@ class GracefulInterrupt(pl.Callback):
         self.on_fit_end(trainer, pl_module)
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
-        requested = self.requested
-        if trainer.world_size > 1:
-            requested = trainer.strategy.reduce_boolean_decision(requested, all=False)
-        if requested:
+        if self.agreed:
             trainer.save_checkpoint(Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt")
             trainer.should_stop = True
             self.stopped_at = trainer.global_step

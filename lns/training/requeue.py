@@ -29,13 +29,16 @@ class CheckpointBeforeRequeue(pl.Callback):
 
     submitit's handler requeues the job with the same overrides (so the same run directory) and exits at once;
     without this callback the steps since the last periodic checkpoint would be lost. Here the signal only
-    marks a request; after the current step every rank writes ``checkpoints/last.ckpt`` and stops, then
-    submitit's handler runs (requeue and exit on rank 0). Does nothing in a process not started by submitit.
+    marks a request; after the current step (the request ``agreed`` across ranks by
+    :class:`~lns.training.shared_requests.SharedRequests`, which comes before this callback) every rank writes
+    ``checkpoints/last.ckpt`` and stops; when the fit has ended (the step's metrics logged) submitit's handler runs
+    (requeue and exit on rank 0). Does nothing in a process not started by submitit.
     """
 
     def __init__(self) -> None:
         self.signum = submitit_signal()
         self.requested = False
+        self.agreed = False
         self.saved_at: int | None = None
         self._submitit_handler: SignalHandler | None = None
 
@@ -56,12 +59,9 @@ class CheckpointBeforeRequeue(pl.Callback):
             signal.signal(self.signum, self._request)
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
-        requested = self.requested
-        if trainer.world_size > 1:
-            requested = trainer.strategy.reduce_boolean_decision(requested, all=False)
-        if not requested:
+        if not self.agreed:
             return
-        self.requested = False
+        self.requested = self.agreed = False
         trainer.save_checkpoint(Path(trainer.default_root_dir) / LAST_CHECKPOINT)
         trainer.should_stop = True
         self.saved_at = trainer.global_step
@@ -69,12 +69,12 @@ class CheckpointBeforeRequeue(pl.Callback):
         wandb = sys.modules.get("wandb")
         if wandb is not None and wandb.run is not None:
             wandb.run.mark_preempting()
-        handler = self._give_back()
-        if handler is not None:
-            handler(self.signum, None)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._give_back()
+        """Hand over to submitit once the fit has ended: the loggers have written the saved step's metrics."""
+        handler = self._give_back()
+        if handler is not None and self.saved_at is not None:
+            handler(self.signum, None)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         self._give_back()

@@ -1,0 +1,111 @@
+"""Segmentation health: does the decoder respond to latent noise at all? Plain functions on a decoder.
+
+A collapsed or untrained decoder (one picture for every latent, or saturated outputs) turns latent noise into
+(numerically) zero pixel differences; the features then carry no signal and any ARI computed from them says
+nothing about the method. Two numbers catch this on a few test images: the median per-pixel change of the
+decoded image per unit of latent noise (``noise_response``), and the share of pixels that do not change at all
+under any of the perturbations (``zero_pixel_fraction``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lns.errors import LNSError
+
+Decoder = Callable[[Tensor], Tensor]
+"""Maps latents (M, z) to logits (M, C, H, W)."""
+
+
+@dataclass(frozen=True)
+class SignalThresholds:
+    """Config keys ``health.*`` of segmentation: below ``min_noise_response`` or above ``max_zero_fraction`` the
+    features count as carrying no signal; a pixel whose change is at most ``zero_atol`` counts as unchanged."""
+
+    min_noise_response: float = 1e-4
+    max_zero_fraction: float = 0.9
+    zero_atol: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (self.min_noise_response >= 0 and 0 <= self.max_zero_fraction <= 1 and self.zero_atol >= 0):
+            raise LNSError(
+                f"health.min_noise_response={self.min_noise_response} and health.zero_atol={self.zero_atol} must "
+                f"be >= 0 and health.max_zero_fraction={self.max_zero_fraction} in [0, 1]."
+            )
+
+
+def pixel_changes(decode: Decoder, means: Tensor, noise: Tensor, std: float) -> Tensor:
+    """Per-pixel L2 change over channels of sigmoid(decode) from each mean to each noisy latent: (B, T, H*W).
+
+    ``means`` is (B, z), ``noise`` (B, T, z); latent t of image b is ``means[b] + std * noise[b, t]``. Clean and
+    noisy latents are decoded in one call, so the rows differ only by the noise, not by batch-dependent rounding.
+    """
+    if means.ndim != 2 or noise.ndim != 3 or noise.shape[0] != means.shape[0] or noise.shape[2] != means.shape[1]:
+        raise LNSError(
+            f"pixel_changes needs means (B, z) and noise (B, T, z); got {tuple(means.shape)} and {tuple(noise.shape)}."
+        )
+    batch, count, z_dim = noise.shape
+    latents = torch.cat([means[:, None], means[:, None] + std * noise], dim=1).reshape(-1, z_dim)
+    with torch.no_grad():
+        decoded = torch.sigmoid(decode(latents))
+    decoded = decoded.reshape(batch, count + 1, *decoded.shape[1:])
+    change = decoded[:, 1:] - decoded[:, :1]
+    return torch.linalg.vector_norm(change, dim=2).flatten(2)
+
+
+def signal_stats(changes: Tensor, noise: Tensor, std: float, zero_atol: float) -> dict[str, float]:
+    """``noise_response``: median over images, perturbations and pixels of change / (std * |noise|);
+    ``zero_pixel_fraction``: share of (image, pixel) whose change is <= ``zero_atol`` under every perturbation."""
+    per_unit = changes / (std * torch.linalg.vector_norm(noise, dim=-1))[..., None]
+    unchanged = (changes <= zero_atol).all(dim=1)
+    return {
+        "noise_response": float(np.median(per_unit.double().cpu().numpy())),
+        "zero_pixel_fraction": float(unchanged.double().mean()),
+    }
+
+
+def has_signal(stats: dict[str, float], thresholds: SignalThresholds) -> bool:
+    """False when the decoder's response to noise is below the thresholds (collapsed or untrained model)."""
+    return (
+        stats["noise_response"] >= thresholds.min_noise_response
+        and stats["zero_pixel_fraction"] <= thresholds.max_zero_fraction
+    )
+
+
+def no_signal_message(stats: dict[str, Any], thresholds: SignalThresholds) -> str:
+    """The warning printed when :func:`has_signal` is False."""
+    return (
+        f"Segmentation health: the decoder hardly responds to latent noise (median change per pixel per unit of "
+        f"noise {stats['noise_response']:.2g}, threshold health.min_noise_response="
+        f"{thresholds.min_noise_response:g}; {stats['zero_pixel_fraction']:.0%} of the pixels do not change at "
+        f"all, threshold health.max_zero_fraction={thresholds.max_zero_fraction:g}). The pixel features carry no "
+        "signal, so this ARI says nothing about the method: the model is collapsed or untrained. See the training "
+        "run's health.json; retrain with a lower optimizer.lr or more steps (trainer.max_steps)."
+    )
+
+
+def measure_signal(
+    model: torch.nn.Module, images: Tensor, *, std: float, perturb_num: int, seed: int, zero_atol: float
+) -> dict[str, float]:
+    """:func:`signal_stats` of ``model`` (an autoencoder with ``latent_mean`` and ``decode``) on ``images``."""
+    if len(images) < 1 or perturb_num < 1:
+        raise LNSError(
+            f"Segmentation health needs at least one image and one perturbation; got {len(images)} images and "
+            f"health.perturb_num={perturb_num}."
+        )
+    parameter = next(model.parameters())
+    images = images.to(device=parameter.device, dtype=parameter.dtype)
+    generator = torch.Generator(device=parameter.device).manual_seed(seed)
+    with torch.no_grad():
+        means = torch.cat([model.latent_mean(image[None]) for image in images])
+    noise = torch.randn(
+        (len(images), perturb_num, means.shape[1]), generator=generator, device=means.device, dtype=means.dtype
+    )
+    changes = pixel_changes(model.decode, means, noise, std)
+    return signal_stats(changes, noise, std, zero_atol)
