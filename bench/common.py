@@ -1,4 +1,4 @@
-"""Shared helpers of the benchmarks: the machine, a device-aware timer, and the results file."""
+"""Shared helpers of the benchmarks: the machine, a device-aware timer, segmentation scoring, the results file."""
 
 from __future__ import annotations
 
@@ -7,12 +7,17 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import torch
+from torch import Tensor
+
+from lns.metrics.ari import adjusted_rand_index
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "bench" / "results"
@@ -77,6 +82,46 @@ class Stopwatch:
         finally:
             synchronize(self.device)
             self.seconds += time.perf_counter() - started
+
+
+@dataclass(frozen=True)
+class Score:
+    """Mean ARI and foreground ARI over the images, and seconds per image for the features and the clustering."""
+
+    ari: float
+    ari_fg: float
+    feature_s: float
+    cluster_s: float
+
+
+def score_in_batches(
+    features_of: Callable[[list[int]], Tensor],
+    masks: Tensor,
+    clusterer: Callable[[Tensor, list[int]], np.ndarray],
+    batch_size: int,
+    device: torch.device,
+) -> Score:
+    """Segment images ``0..len(masks)-1`` in batches of indices (``features_of(index)`` gives their pixel features,
+    clustered into each mask's label count) and score them against ``masks``."""
+    features_watch, cluster_watch = Stopwatch(device), Stopwatch()
+    ari, ari_fg = [], []
+    for start in range(0, len(masks), batch_size):
+        index = list(range(start, min(start + batch_size, len(masks))))
+        target = masks[index].flatten(1)
+        counts = [int(torch.unique(row).numel()) for row in target]
+        with features_watch.running():
+            features = features_of(index)
+        with cluster_watch.running():
+            labels = torch.from_numpy(clusterer(features, counts))
+        ari.append(adjusted_rand_index(labels, target))
+        ari_fg.append(adjusted_rand_index(labels, target, foreground_only=True))
+    n = len(masks)
+    return Score(
+        ari=float(torch.cat(ari).mean()),
+        ari_fg=float(np.nanmean(torch.cat(ari_fg).numpy())),
+        feature_s=features_watch.seconds / n,
+        cluster_s=cluster_watch.seconds / n,
+    )
 
 
 def git_revision() -> str:

@@ -17,18 +17,16 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from common import Stopwatch, markdown_table, pick_device, write_results
+from common import Score, markdown_table, pick_device, score_in_batches, write_results
 from omegaconf import OmegaConf
 from torch import Tensor
 
 from lns.data.catalog import dataset_dir
 from lns.data.npz import load_split
-from lns.metrics.ari import adjusted_rand_index
 from lns.segmentation.clustering import WardClustering
 from lns.segmentation.features import image_generators
 from lns.segmentation.sites import (
@@ -45,36 +43,12 @@ FeatureFn = Callable[[Tensor, Tensor, list[int]], Tensor]
 """(images (B, C, H, W), their latent means (B, z), image indices) -> pixel features (B, N, D)."""
 
 
-@dataclass(frozen=True)
-class Score:
-    ari: float
-    ari_fg: float
-    feature_s: float
-    cluster_s: float
-
-
 def evaluate(
     features_of: FeatureFn, images: Tensor, means: Tensor, masks: Tensor, clusterer: WardClustering, batch_size: int
 ) -> Score:
     """Segment every image in batches; mean ARI (and foreground ARI) and seconds per image."""
-    features_watch, cluster_watch = Stopwatch(means.device), Stopwatch()
-    ari, ari_fg = [], []
-    for start in range(0, len(means), batch_size):
-        index = list(range(start, min(start + batch_size, len(means))))
-        target = masks[index].flatten(1)
-        counts = [int(torch.unique(row).numel()) for row in target]
-        with features_watch.running():
-            features = features_of(images[index], means[index], index)
-        with cluster_watch.running():
-            labels = torch.from_numpy(clusterer(features, counts))
-        ari.append(adjusted_rand_index(labels, target))
-        ari_fg.append(adjusted_rand_index(labels, target, foreground_only=True))
-    n = len(means)
-    return Score(
-        ari=float(torch.cat(ari).mean()),
-        ari_fg=float(np.nanmean(torch.cat(ari_fg).numpy())),
-        feature_s=features_watch.seconds / n,
-        cluster_s=cluster_watch.seconds / n,
+    return score_in_batches(
+        lambda index: features_of(images[index], means[index], index), masks, clusterer, batch_size, means.device
     )
 
 

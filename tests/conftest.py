@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
+
+if TYPE_CHECKING:
+    from tests.fault_harness import Zygote
+    from tests.fault_scenarios import Reference
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
@@ -93,3 +98,21 @@ def trained_run(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     run_dir = tmp_path_factory.mktemp("trained")
     train(compose_config("train", [*TINY_TRAIN, f"paths.data_dir={tiny_data_dir}", "logger=none"], run_dir))
     return run_dir
+
+
+@pytest.fixture(scope="module")
+def zygote() -> Iterator[Zygote]:
+    """A pre-imported process that forks the fault-injection tests' entry-point processes (one per test module)."""
+    from tests.fault_harness import Zygote
+
+    server = Zygote()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def reference(zygote: Zygote, tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Reference:
+    """An uninterrupted training that the fault-injected ones are compared with."""
+    from tests.fault_scenarios import reference_training
+
+    return reference_training(zygote, tiny_data_dir, tmp_path_factory.mktemp("reference"))

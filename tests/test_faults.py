@@ -43,7 +43,6 @@ from tests.fault_scenarios import (
     kill_generation,
     kill_segmentation,
     log_tail,
-    reference_training,
     snapshot,
     temporary_files,
     train_args,
@@ -324,18 +323,6 @@ def test_gradient_occlusion_splits_share_no_colour_value_at_1000_training_images
 
 
 # ----------------------------------------------------------------------------------------------- fault injection
-
-
-@pytest.fixture(scope="module")
-def zygote() -> Iterator[Zygote]:
-    server = Zygote()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def reference(zygote: Zygote, tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Reference:
-    return reference_training(zygote, tiny_data_dir, tmp_path_factory.mktemp("reference"))
 
 
 def test_training_survives_kills_signals_and_kills_inside_checkpoint_writes(

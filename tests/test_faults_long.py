@@ -9,7 +9,6 @@ and the fast ones and writes the totals to ``bench/results/fault_injection.md``.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,6 @@ from tests.fault_scenarios import (
     fault_training,
     kill_generation,
     kill_segmentation,
-    reference_training,
     two_trainings,
 )
 
@@ -31,18 +29,6 @@ SIGNALS = 5
 SEGMENTATION_KILLS = 10
 GENERATION_KILLS = 10
 LOCK_RACES = 3
-
-
-@pytest.fixture(scope="module")
-def zygote() -> Iterator[Zygote]:
-    server = Zygote()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def reference(zygote: Zygote, tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Reference:
-    return reference_training(zygote, tiny_data_dir, tmp_path_factory.mktemp("reference"))
 
 
 def test_training_killed_20_times_including_inside_checkpoint_writes(
