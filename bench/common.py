@@ -15,9 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 from torch import Tensor
 
+from lns.data.catalog import dataset_dir
+from lns.data.npz import SplitArrays, load_split
 from lns.metrics.ari import adjusted_rand_index
+from lns.segmentation.source import ModelSource, resolve_source
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "bench" / "results"
@@ -82,6 +86,23 @@ class Stopwatch:
         finally:
             synchronize(self.device)
             self.seconds += time.perf_counter() - started
+
+
+def model_and_split(
+    run_dir: str | None, ckpt: str | None, data_dir: Path, dataset: str | None, split: str, images: int
+) -> tuple[ModelSource, str, SplitArrays]:
+    """The model of a training run (or checkpoint), its dataset's name (``dataset`` overrides it) and that dataset's
+    ``split``, checked to hold at least ``images`` images; a bad argument exits with its message."""
+    if not (run_dir or ckpt):
+        sys.exit("Pass --run-dir <training run> or --ckpt <checkpoint> of a trained model.")
+    source = resolve_source(OmegaConf.create({"run_dir": run_dir, "ckpt_path": ckpt, "model": None}))
+    dataset = dataset or source.dataset
+    if dataset is None:
+        sys.exit(f"Cannot tell which dataset {source.checkpoint} was trained on; pass --dataset.")
+    arrays = load_split(dataset_dir(data_dir, dataset, source.image_size), split, name=dataset, data_dir=data_dir)
+    if not 0 < images <= len(arrays.images):
+        sys.exit(f"--images must be 1..{len(arrays.images)} for {dataset} {split}.")
+    return source, dataset, arrays
 
 
 @dataclass(frozen=True)

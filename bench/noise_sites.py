@@ -15,18 +15,14 @@ every site (rows in depth order whatever the order of --sites), so an interrupte
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
-from common import Score, markdown_table, pick_device, score_in_batches, write_results
-from omegaconf import OmegaConf
+from common import Score, markdown_table, model_and_split, pick_device, score_in_batches, write_results
 from torch import Tensor
 
-from lns.data.catalog import dataset_dir
-from lns.data.npz import load_split
 from lns.segmentation.clustering import WardClustering
 from lns.segmentation.features import image_generators
 from lns.segmentation.sites import (
@@ -37,7 +33,6 @@ from lns.segmentation.sites import (
     split_model,
     tail_flop_shares,
 )
-from lns.segmentation.source import resolve_source
 
 FeatureFn = Callable[[Tensor, Tensor, list[int]], Tensor]
 """(images (B, C, H, W), their latent means (B, z), image indices) -> pixel features (B, N, D)."""
@@ -75,19 +70,10 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--output", type=Path, default=None, help="results file (default bench/results/...)")
     args = parser.parse_args()
-    if not (args.run_dir or args.ckpt):
-        sys.exit("Pass --run-dir <training run> or --ckpt <checkpoint> of a trained model.")
     device = pick_device(args.device)
-
-    source = resolve_source(OmegaConf.create({"run_dir": args.run_dir, "ckpt_path": args.ckpt, "model": None}))
-    dataset = args.dataset or source.dataset
-    if dataset is None:
-        sys.exit(f"Cannot tell which dataset {source.checkpoint} was trained on; pass --dataset.")
-    arrays = load_split(
-        dataset_dir(args.data_dir, dataset, source.image_size), args.split, name=dataset, data_dir=args.data_dir
+    source, dataset, arrays = model_and_split(
+        args.run_dir, args.ckpt, args.data_dir, args.dataset, args.split, args.images
     )
-    if not 0 < args.images <= len(arrays.images):
-        sys.exit(f"--images must be 1..{len(arrays.images)} for {dataset} {args.split}.")
     dtype = getattr(torch, args.dtype)
     model = source.model.to(device, dtype).eval()
     shares = tail_flop_shares(model)  # before channels_last: the hooks only count

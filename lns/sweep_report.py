@@ -45,10 +45,7 @@ def job_outcomes(sweep_dir: Path) -> list[JobOutcome]:
 
 def jobs_markdown(outcomes: list[JobOutcome]) -> str:
     """``jobs.md``: one row per job with its status and, for a failed job, its error line."""
-    rows = [
-        f"| {job.path.name} | {job.status} | {job.summaries} | {job.error or ''} |".replace("\n", " ")
-        for job in outcomes
-    ]
+    rows = [f"| {job.path.name} | {job.status} | {job.summaries} | {job.error or ''} |" for job in outcomes]
     failed = sum(job.status != "done" for job in outcomes)
     head = f"{len(outcomes) - failed} of {len(outcomes)} jobs finished with results; {failed} did not.\n\n"
     hint = (
