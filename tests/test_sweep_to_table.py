@@ -225,3 +225,15 @@ def test_a_run_recorded_before_a_setting_existed_still_resumes(trained_run: Path
     result = train(compose_config("train", overrides, old))
     assert result["resumed_from"] == old / "checkpoints" / "last.ckpt" and result["global_step"] == 6
 
+
+def test_a_multirun_from_another_directory_writes_its_sweep_under_that_directory(tiny_data_dir: Path, tmp_path):
+    """No hydra.sweep.dir on the command line: the default sweep directory must resolve (outputs/ of the cwd)."""
+    overrides = [o for o in TINY_TRAIN if not o.startswith("trainer.max_steps")]
+    command = [sys.executable, str(REPO / "run_train.py"), "-m", "seed=1", "trainer.max_steps=2", *overrides]
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    result = subprocess.run(
+        [*command, f"paths.data_dir={tiny_data_dir}"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / "outputs" / "train" / "multirun").iterdir()
+    assert (sweep / "0" / "checkpoints" / "last.ckpt").is_file()
