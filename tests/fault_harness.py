@@ -73,9 +73,8 @@ def _child(command: dict[str, Any]) -> None:
         if command.get("signal_at"):
             _signal_at(*command["signal_at"])
         if command.get("handler"):
-            # As under submitit: SUBMITIT_EXECUTOR is set and its requeue handler is installed.
+            # As under submitit: SUBMITIT_EXECUTOR is set (the requeue handler came with the fork).
             os.environ["SUBMITIT_EXECUTOR"] = "fault-harness"
-            signal.signal(signal.Signals[command["handler"]], _requeued)
         sys.argv = [command["target"], *command["args"]]
         if command["target"].endswith(".py"):
             runpy.run_path(str(REPO / command["target"]), run_name="__main__")
@@ -113,9 +112,14 @@ def serve() -> None:
     for line in sys.stdin:
         command = json.loads(line)
         if command["op"] == "start":
+            # The requeue handler is in place before the child exists, so no early signal can miss it.
+            handled = signal.Signals[command["handler"]] if command.get("handler") else None
+            previous = signal.signal(handled, _requeued) if handled else None
             pid = os.fork()
             if pid == 0:
                 _child(command)
+            if handled:
+                signal.signal(handled, previous)
             print(json.dumps({"pid": pid}), flush=True)
         elif command["op"] == "wait":
             _, status = os.waitpid(command["pid"], 0)
@@ -154,7 +158,11 @@ class Zygote:
         self.process.stdin.flush()
 
     def start(self, target: str, args: list[str], log: Path, **options: Any) -> int:
-        """Fork a child running ``target`` (a script or a module) with ``args``; return its pid."""
+        """Fork a child running ``target`` (a script or a module) with ``args``; return its pid.
+
+        The log exists before the child does: a child killed before it opened the log still leaves one to read.
+        """
+        log.touch()
         self._send({"op": "start", "target": target, "args": args, "log": str(log), **options})
         return int(self._read(timeout_s=60)["pid"])
 
