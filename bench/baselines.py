@@ -30,6 +30,7 @@ from common import REPO, markdown_table, write_results
 from lns.checkpoint_file import read_checkpoint_dict
 from lns.report import write_report
 from lns.report.comparisons import baselines_markdown, trained_vs_random_markdown
+from lns.run_layout import SEGMENTATION_SUMMARY
 
 DATA_OPTIONS = ("kanizsa", "closure", "continuity", "illusory_occlusion", "gradient_occlusion", "proximity")
 TRAINED = ("noise", "activations", "rgb", "rgbxy", "slic", "felzenszwalb")
@@ -44,7 +45,7 @@ def job_name(features: str, weights: str) -> str:
 
 def own_lns_summary(run_dir: Path, test_num: int) -> Path | None:
     """A finished latent-noise segmentation inside the training run with the benchmark's settings, if any."""
-    for path in sorted(run_dir.rglob("summary.json")):
+    for path in sorted(run_dir.rglob(SEGMENTATION_SUMMARY)):
         summary = json.loads(path.read_text())
         if (
             summary.get("features") == "noise"
@@ -159,7 +160,7 @@ def main() -> None:
                 todo = [
                     f
                     for f in methods
-                    if not (out_dir / job_name(f, weights) / "summary.json").is_file()
+                    if not (out_dir / job_name(f, weights) / SEGMENTATION_SUMMARY).is_file()
                     and not (f == "noise" and weights == "trained" and owns.get(option) is not None)
                 ]
                 if option in complete:

@@ -15,7 +15,8 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lns.errors import LNSError
-from lns.segment import SUMMARY, format_table, segment
+from lns.run_layout import SEGMENTATION_SUMMARY
+from lns.segment import format_table, segment
 
 SEGMENT_DIR = "segment"
 
@@ -67,11 +68,11 @@ def segment_final_checkpoint(cfg: DictConfig, run_dir: Path) -> dict[str, dict[s
     results = {}
     for name, seg_cfg in segmentation_configs(cfg, run_dir).items():
         out_dir = Path(seg_cfg.paths.output_dir)
-        results[name] = finished_result(out_dir) if (out_dir / SUMMARY).is_file() else segment(seg_cfg)
+        results[name] = finished_result(out_dir) if (out_dir / SEGMENTATION_SUMMARY).is_file() else segment(seg_cfg)
     return results
 
 
 def finished_result(out_dir: Path) -> dict[str, Any]:
     """What :func:`lns.segment.segment` returns, for a segmentation that finished earlier."""
-    summary = json.loads((out_dir / SUMMARY).read_text())
+    summary = json.loads((out_dir / SEGMENTATION_SUMMARY).read_text())
     return {"summary": summary, "out_dir": out_dir, "figure_dir": out_dir / "figures", "table": format_table(summary)}

@@ -4,3 +4,5 @@ from pathlib import Path
 
 RUN_CONFIG = Path("run_config.yaml")
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+# One segmentation's results, written last: a folder holding it holds a finished segmentation.
+SEGMENTATION_SUMMARY = "summary.json"

@@ -23,7 +23,7 @@ from lns.data.npz import MASKED_SPLITS, SplitArrays, load_split
 from lns.errors import LNSError
 from lns.hydra_record import save_hydra_record
 from lns.loggers import finishing_wandb
-from lns.run_layout import RUN_CONFIG
+from lns.run_layout import RUN_CONFIG, SEGMENTATION_SUMMARY
 from lns.segmentation.features import check_directions, check_noise_settings
 from lns.segmentation.health import SignalThresholds, has_signal, measure_signal, no_signal_message
 from lns.segmentation.methods import LatentNoiseMethod, PixelMethod
@@ -39,7 +39,6 @@ from lns.viz.umap_plot import embed_umap, save_umap_scatter
 
 log = logging.getLogger(__name__)
 
-SUMMARY = "summary.json"
 PRECISIONS = {"float32": torch.float32, "float64": torch.float64}
 LATENT_NOISE_FEATURES = ("noise", "jacobian")
 
@@ -171,7 +170,7 @@ def write_outputs(out_dir: Path, results: SegmentationResults, settings: dict) -
         "n_images": len(results.index),
         **settings,
     }
-    atomic_write_text(out_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out_dir / SEGMENTATION_SUMMARY, json.dumps(summary, indent=2) + "\n")
     return summary
 
 
@@ -281,8 +280,10 @@ def segmentation_health(
 def segment(cfg: DictConfig) -> dict[str, Any]:
     """Segment ``cfg.split`` of the model's dataset; resumes an interrupted run in the same directory."""
     out_dir = Path(cfg.paths.output_dir)
-    if (out_dir / SUMMARY).exists():
-        raise LNSError(f"{out_dir} already holds a finished segmentation ({SUMMARY}); nothing was overwritten.")
+    if (out_dir / SEGMENTATION_SUMMARY).exists():
+        raise LNSError(
+            f"{out_dir} already holds a finished segmentation ({SEGMENTATION_SUMMARY}); nothing was overwritten."
+        )
     method = pixel_method(cfg)
     if cfg.batch_size < 1:
         raise LNSError(f"batch_size={cfg.batch_size} must be at least 1 (images segmented at a time).")

@@ -17,9 +17,8 @@ from omegaconf import DictConfig
 
 from lns.errors import LNSError
 from lns.job_outcome import error_line
+from lns.run_layout import SEGMENTATION_SUMMARY
 from lns.sweep_runs import natural_key
-
-SUMMARY = "summary.json"
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,7 @@ class JobOutcome:
 def job_outcomes(sweep_dir: Path) -> list[JobOutcome]:
     """Every job directory of ``sweep_dir`` (its visible sub-directories), in natural order."""
     jobs = sorted((p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith(".")), key=natural_key)
-    return [JobOutcome(job, sum(1 for _ in job.rglob(SUMMARY)), error_line(job)) for job in jobs]
+    return [JobOutcome(job, sum(1 for _ in job.rglob(SEGMENTATION_SUMMARY)), error_line(job)) for job in jobs]
 
 
 def jobs_markdown(outcomes: list[JobOutcome]) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from lns.data.catalog import DATASET_FOLDERS
 from lns.errors import LNSError
+from lns.run_layout import SEGMENTATION_SUMMARY
 
 _MODELS = ("ae", "vae")
 _WEIGHTS = ("trained", "random")
@@ -94,7 +95,7 @@ def collect_runs(dirs: Iterable[str | Path]) -> list[Run]:
                 f"Report input {directory} is not a directory. Pass the segmentation output directories "
                 "(or a folder above them) that contain summary.json files."
             )
-        paths.update(p.resolve() for p in directory.rglob("summary.json"))
+        paths.update(p.resolve() for p in directory.rglob(SEGMENTATION_SUMMARY))
     if not paths:
         listed = ", ".join(str(d) for d in dirs)
         raise LNSError(
