@@ -146,12 +146,17 @@ def score_in_batches(
 
 
 def git_revision() -> str:
-    """The checkout's commit (with ``+dirty`` when there are local changes), or ``unknown``."""
+    """The checkout's commit (``+dirty`` when code has local changes: results files do not count), or ``unknown``."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
         ).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", ".", ":(exclude)bench/results"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
         return commit + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

@@ -98,20 +98,21 @@ def assert_same_training_state(expected: Path, actual: Path) -> None:
     second = torch.load(actual, map_location="cpu", weights_only=True)
     assert first["global_step"] == second["global_step"]
     for key in ("state_dict", "optimizer_states"):
-        _assert_equal(first[key], second[key], key)
+        assert_bitwise_equal(first[key], second[key], key)
 
 
-def _assert_equal(first: object, second: object, where: str) -> None:
+def assert_bitwise_equal(first: object, second: object, where: str) -> None:
+    """Nested dicts, lists and tensors equal bit for bit; ``where`` names the first difference."""
     if isinstance(first, torch.Tensor):
         assert isinstance(second, torch.Tensor) and torch.equal(first, second), where
     elif isinstance(first, dict):
         assert isinstance(second, dict) and first.keys() == second.keys(), where
         for key in first:
-            _assert_equal(first[key], second[key], f"{where}[{key!r}]")
+            assert_bitwise_equal(first[key], second[key], f"{where}[{key!r}]")
     elif isinstance(first, list | tuple):
         assert len(first) == len(second), where
         for i, (a, b) in enumerate(zip(first, second, strict=True)):
-            _assert_equal(a, b, f"{where}[{i}]")
+            assert_bitwise_equal(a, b, f"{where}[{i}]")
     else:
         assert first == second, where
 

@@ -34,6 +34,7 @@ from lns.train import train
 from lns.training.callbacks import GracefulInterrupt
 from lns.training.module import geco_limit_message
 from tests.conftest import REPO, TINY_SEGMENT, TINY_TRAIN, compose_config
+from tests.fault_scenarios import assert_bitwise_equal
 
 LAST = Path("checkpoints") / "last.ckpt"
 # No figures and no validation: each in-process training run then takes about a second.
@@ -433,21 +434,6 @@ def _sigterm_run_args(data_dir: Path) -> list[str]:
     ]
 
 
-def _same_state(first: Any, second: Any, where: str = "checkpoint") -> None:
-    if isinstance(first, torch.Tensor):
-        torch.testing.assert_close(second, first, rtol=0, atol=0, msg=where)
-    elif isinstance(first, dict):
-        assert first.keys() == second.keys(), where
-        for key in first:
-            _same_state(first[key], second[key], f"{where}[{key!r}]")
-    elif isinstance(first, list | tuple):
-        assert len(first) == len(second), where
-        for i, (a, b) in enumerate(zip(first, second, strict=True)):
-            _same_state(a, b, f"{where}[{i}]")
-    else:
-        assert first == second, where
-
-
 def test_sigterm_writes_a_checkpoint_and_resuming_continues_exactly(tiny_data_dir: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     every_step = "callbacks.checkpoint.every_n_train_steps=1"
@@ -483,8 +469,8 @@ def test_sigterm_writes_a_checkpoint_and_resuming_continues_exactly(tiny_data_di
     final = torch.load(run_dir / LAST, weights_only=True)
     assert final["global_step"] == expected["global_step"] == step + 2
     assert float(stopped["state_dict"]["objective.beta"]) != float(final["state_dict"]["objective.beta"])
-    _same_state(expected["state_dict"], final["state_dict"], "state_dict")
-    _same_state(expected["optimizer_states"], final["optimizer_states"], "optimizer_states")
+    assert_bitwise_equal(expected["state_dict"], final["state_dict"], "state_dict")
+    assert_bitwise_equal(expected["optimizer_states"], final["optimizer_states"], "optimizer_states")
     assert not list(run_dir.glob("checkpoints/last-v*.ckpt"))
 
 
