@@ -297,7 +297,8 @@ def segment(cfg: DictConfig) -> dict[str, Any]:
     dataset = cfg.data.name if cfg.get("data") else source.dataset
     if dataset is None:
         raise LNSError(f"Cannot tell which dataset {source.checkpoint} was trained on; pass data=<name>.")
-    arrays, count = load_test_split(cfg, dataset, source.image_size, data_folder(cfg, source, dataset))
+    folder = data_folder(cfg, source, dataset)
+    arrays, count = load_test_split(cfg, dataset, source.image_size, folder)
     pixels = arrays.images.shape[-2] * arrays.images.shape[-1]
     if cfg.n_clusters > pixels:
         raise LNSError(
@@ -335,7 +336,9 @@ def segment(cfg: DictConfig) -> dict[str, Any]:
         seconds_per_image = None
     results = store.collect()
     health = segmentation_health(cfg, source, torch.from_numpy(arrays.images[:count]), method)
-    summary = write_outputs(out_dir, results, {**settings, "seconds_per_image": seconds_per_image, "health": health})
+    # The data folder is recorded for the report's pictures, not in the parts' settings: the data may move.
+    extra = {"seconds_per_image": seconds_per_image, "health": health, "data_dir": str(folder.resolve())}
+    summary = write_outputs(out_dir, results, {**settings, **extra})
     figure_dir = draw_figures(cfg, out_dir, arrays, results, store)
     if cfg.get("logger") and "wandb" in cfg.logger:
         # The W&B group names data.name: the model's dataset when the command line gave no data=.

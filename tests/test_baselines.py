@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import skimage.segmentation
 import torch
+from PIL import Image
 
 from lns.errors import LNSError
 from lns.metrics import adjusted_rand_index
@@ -241,14 +242,25 @@ def test_report_compares_lns_with_the_best_other_method_exactly(tmp_path: Path):
     assert "| kanizsa | AE | 0.600 ± 0.000 (n=1) | 0.200 ± 0.000 (n=1) | +0.400 |" in claims
 
 
-def test_report_draws_one_row_per_method(trained_run: Path, tiny_data_dir: Path, tmp_path: Path):
+def test_report_draws_one_row_per_method_under_the_recorded_input_images(
+    trained_run: Path, tiny_data_dir: Path, tmp_path: Path
+):
     common = [f"run_dir={trained_run}", f"paths.data_dir={tiny_data_dir}", *TINY_SEGMENT]
     for name, extra in (("rgb", []), ("felzenszwalb", ["features.workers=1"])):
-        segment(compose_config("segment", [*common, f"features={name}", *extra], tmp_path / name))
-    report = write_report([tmp_path], out=tmp_path / "report", data_dir=tiny_data_dir)
-    picture = tmp_path / "report" / "methods_kanizsa.png"
+        segment(compose_config("segment", [*common, f"features={name}", *extra], tmp_path / "runs" / name))
+    summaries = sorted((tmp_path / "runs").glob("*/summary.json"))
+    assert {json.loads(path.read_text())["data_dir"] for path in summaries} == {str(tiny_data_dir.resolve())}
+    report = write_report([tmp_path / "runs"], out=tmp_path / "given", data_dir=tiny_data_dir)
+    picture = tmp_path / "given" / "methods_kanizsa.png"
     assert picture in report.files and picture.stat().st_size > 0
     assert report.table.columns == ["felzenszwalb", "rgb"]
+    write_report([tmp_path / "runs"], out=tmp_path / "recorded")  # no data_dir: the folder the summaries name
+    for path in summaries:  # summaries written before the folder was recorded
+        path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "data_dir"}))
+    write_report([tmp_path / "runs"], out=tmp_path / "unknown")
+    size = {name: Image.open(tmp_path / name / "methods_kanizsa.png").size for name in ("given", "recorded", "unknown")}
+    assert size["recorded"] == size["given"]
+    assert size["unknown"][1] < size["given"][1]  # without the input and ground-truth rows
 
 
 def test_baselines_preset_runs_every_method_on_every_run():

@@ -36,6 +36,7 @@ class Run:
     split: str = "test"  # the segmented split (for the method-comparison figure's images)
     issue: str | None = None  # "no signal" / "not learning" (summary.json's health entry); None: healthy or unchecked
     relative: bool = False  # noise.relative: the noise std was scaled by the site's RMS activation
+    data_dir: Path | None = None  # the datasets' folder the segmentation read (older summaries do not say)
 
     @property
     def depth_only(self) -> bool:
@@ -150,6 +151,7 @@ def read_summary(path: Path) -> Run:
         split,
         issue,
         relative,
+        Path(data["data_dir"]) if isinstance(data.get("data_dir"), str) else None,
     )
 
 

@@ -38,8 +38,8 @@ def method_figures(
 ) -> tuple[list[Path], list[str]]:
     """``methods_<dataset>.png`` for every dataset segmented by two or more methods (table ``columns``, in that
     order): one row per method (its first run), the first ``count`` images all of them segmented; with
-    ``data_dir`` (the datasets' folder) the input images and ground truth come first. Returns the pictures and
-    notes on what was skipped."""
+    ``data_dir`` (the datasets' folder; else the folder the segmentation recorded) the input images and ground
+    truth come first. Returns the pictures and notes on what was skipped."""
     rank = {column: i for i, column in enumerate(columns)}
     chosen: dict[str, dict[str, Run]] = defaultdict(dict)
     for run in sorted(runs, key=lambda r: (rank.get(r.variant, len(rank)), r.path)):
@@ -63,11 +63,12 @@ def method_figures(
             scores[variant] = [ari[i] for i in shared]
         labels = {variant: np.stack([m[i] for i in shared]) for variant, m in maps.items()}
         images = masks = None
-        if data_dir is not None:
+        first = next(iter(by_variant.values()))
+        folder = data_dir if data_dir is not None else first.data_dir
+        if folder is not None:
             size = next(iter(labels.values())).shape[-1]
-            split = next(iter(by_variant.values())).split
             try:
-                arrays = load_split(dataset_dir(data_dir, dataset, size), split, name=dataset, data_dir=data_dir)
+                arrays = load_split(dataset_dir(folder, dataset, size), first.split, name=dataset, data_dir=folder)
             except LNSError as error:
                 notes.append(f"methods_{dataset}.png without input images: {error}")
             else:
