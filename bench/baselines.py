@@ -249,9 +249,6 @@ def main() -> None:
         "compactness 10; felzenszwalb scale 1, sigma 0.8, min_size 20; activations at decoder.14, bilinear)",
         "outputs": f"{args.out / args.recipe} (report: {args.out / args.recipe / 'report'})",
     }
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    settings["commit"] = commit.stdout.strip() + (" (+ uncommitted changes of this stop)" if dirty else "")
     write_results("baselines", "Baselines and controls against latent noise segmentation", settings, table)
 
 
