@@ -218,6 +218,8 @@ def test_report_compares_lns_with_the_best_other_method_exactly(tmp_path: Path):
     _summary(tmp_path, "k_rand", "kanizsa", "noise", 0.2, weights={"name": "random", "seed": 0})
     _summary(tmp_path, "c_lns", "closure", "noise", 0.3)
     _summary(tmp_path, "c_act", "closure", "activations", 0.6, method={"layer": "decoder.14"})
+    _summary(tmp_path, "i_lns", "illusory_occlusion", "noise", 0.7)  # the best other is at chance: no ratio
+    _summary(tmp_path, "i_rgb", "illusory_occlusion", "rgb", 0.01, **free)
     report = write_report([tmp_path], out=tmp_path / "out")
     assert report.table.columns == [
         "AE",
@@ -231,14 +233,18 @@ def test_report_compares_lns_with_the_best_other_method_exactly(tmp_path: Path):
     comparisons = lns_vs_baselines(report.table)
     assert [(c.dataset, c.lns_column, c.baseline_column) for c in comparisons] == [
         ("closure", "AE", "AE (activations decoder.14)"),
+        ("illusory_occlusion", "AE", "rgb"),
         ("kanizsa", "AE", "slic"),
     ]
     assert comparisons[0].relative == pytest.approx(-0.5)
-    assert comparisons[1].relative == pytest.approx(0.2)
+    assert comparisons[1].relative is None and comparisons[1].difference == pytest.approx(0.69)
+    assert comparisons[2].relative == pytest.approx(0.2)
     assert mean_relative(comparisons) == pytest.approx(-0.15)
     claims = (tmp_path / "out" / "claims.md").read_text()
-    assert "-15.0% on average over 2 datasets" in claims and "+24.9%" in claims
-    assert "| kanizsa | AE | 0.600 | slic | 0.500 | +20.0% |" in claims
+    assert "-15.0% on average over the 2 datasets" in claims and "+24.9%" in claims
+    assert "left out: illusory_occlusion" in claims
+    assert "| kanizsa | AE | 0.600 | slic | 0.500 | +0.100 | +20.0% |" in claims
+    assert "| illusory_occlusion | AE | 0.700 | rgb | 0.010 | +0.690 | n/a (best other below ARI 0.05) |" in claims
     assert "| kanizsa | AE | 0.600 ± 0.000 (n=1) | 0.200 ± 0.000 (n=1) | +0.400 |" in claims
 
 
