@@ -191,7 +191,8 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     train_parser = sub.add_parser("train", help="train one recipe on each dataset")
     train_parser.add_argument("recipe")
-    train_parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    # choices: Hydra overrides written after --datasets would otherwise be taken for dataset names.
+    train_parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
     train_parser.add_argument("--snapshot-conf", action="store_true")
     train_parser.add_argument("--conf", type=Path, help="train from this copy of conf/ (e.g. another recipe's)")
     train_parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
