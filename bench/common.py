@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import subprocess
@@ -86,6 +87,16 @@ class Stopwatch:
         finally:
             synchronize(self.device)
             self.seconds += time.perf_counter() - started
+
+
+def add_model_and_split_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that choose a trained model and the test images (read by :func:`model_and_split`)."""
+    parser.add_argument("--run-dir", default=None, help="a training run directory")
+    parser.add_argument("--ckpt", default=None, help="a checkpoint (ours or the authors')")
+    parser.add_argument("--data-dir", type=Path, default=Path("data"), help="folder holding the datasets")
+    parser.add_argument("--dataset", default=None, help="default: the one the model was trained on")
+    parser.add_argument("--split", default="test", choices=["test", "test_1"])
+    parser.add_argument("--images", type=int, default=100)
 
 
 def model_and_split(

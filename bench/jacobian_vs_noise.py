@@ -17,7 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import Score, markdown_table, model_and_split, pick_device, score_in_batches, write_results
+from common import (
+    Score,
+    add_model_and_split_arguments,
+    markdown_table,
+    model_and_split,
+    pick_device,
+    score_in_batches,
+    write_results,
+)
 from torch import Tensor
 
 from lns.segmentation.clustering import WardClustering
@@ -34,12 +42,7 @@ def evaluate(features_of: FeatureFn, means: Tensor, masks: Tensor, clusterer: Wa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run-dir", default=None, help="a training run directory")
-    parser.add_argument("--ckpt", default=None, help="a checkpoint (ours or the authors')")
-    parser.add_argument("--data-dir", type=Path, default=Path("data"), help="folder holding the datasets")
-    parser.add_argument("--dataset", default=None, help="default: the one the model was trained on")
-    parser.add_argument("--split", default="test", choices=["test", "test_1"])
-    parser.add_argument("--images", type=int, default=100)
+    add_model_and_split_arguments(parser)
     parser.add_argument("--perturb-nums", type=int, nargs="+", default=[5, 10, 20, 40, 100, 200])
     parser.add_argument("--seeds", type=int, default=3, help="noise seeds per T (0 .. seeds-1)")
     parser.add_argument("--std", type=float, default=1e-3)

@@ -20,7 +20,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import Score, markdown_table, model_and_split, pick_device, score_in_batches, write_results
+from common import (
+    Score,
+    add_model_and_split_arguments,
+    markdown_table,
+    model_and_split,
+    pick_device,
+    score_in_batches,
+    write_results,
+)
 from torch import Tensor
 
 from lns.segmentation.clustering import WardClustering
@@ -49,12 +57,7 @@ def evaluate(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run-dir", default=None, help="a training run directory")
-    parser.add_argument("--ckpt", default=None, help="a checkpoint (ours or the authors')")
-    parser.add_argument("--data-dir", type=Path, default=Path("data"), help="folder holding the datasets")
-    parser.add_argument("--dataset", default=None, help="default: the one the model was trained on")
-    parser.add_argument("--split", default="test", choices=["test", "test_1"])
-    parser.add_argument("--images", type=int, default=100)
+    add_model_and_split_arguments(parser)
     parser.add_argument("--sites", nargs="+", default=None, help="default: every site, input side first")
     parser.add_argument("--features", nargs="+", default=["noise", "jacobian"], choices=["noise", "jacobian"])
     parser.add_argument("--std", type=float, default=1e-3)
