@@ -99,15 +99,15 @@ def add_model_and_split_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", type=int, default=100)
 
 
-def model_and_split(
-    run_dir: str | None, ckpt: str | None, data_dir: Path, dataset: str | None, split: str, images: int
-) -> tuple[ModelSource, str, SplitArrays]:
-    """The model of a training run (or checkpoint), its dataset's name (``dataset`` overrides it) and that dataset's
-    ``split``, checked to hold at least ``images`` images; a bad argument exits with its message."""
+def model_and_split(args: argparse.Namespace) -> tuple[ModelSource, str, SplitArrays]:
+    """From the options of :func:`add_model_and_split_arguments`: the model of a training run (or checkpoint), its
+    dataset's name (``--dataset`` overrides it) and that dataset's ``--split``, checked to hold at least
+    ``--images`` images; a bad argument exits with its message."""
+    run_dir, ckpt, data_dir, split, images = args.run_dir, args.ckpt, args.data_dir, args.split, args.images
     if not (run_dir or ckpt):
         sys.exit("Pass --run-dir <training run> or --ckpt <checkpoint> of a trained model.")
     source = resolve_source(OmegaConf.create({"run_dir": run_dir, "ckpt_path": ckpt, "model": None}))
-    dataset = dataset or source.dataset
+    dataset = args.dataset or source.dataset
     if dataset is None:
         sys.exit(f"Cannot tell which dataset {source.checkpoint} was trained on; pass --dataset.")
     arrays = load_split(dataset_dir(data_dir, dataset, source.image_size), split, name=dataset, data_dir=data_dir)

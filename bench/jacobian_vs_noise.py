@@ -56,9 +56,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=None, help="results file (default bench/results/...)")
     args = parser.parse_args()
     device = pick_device(args.device)
-    source, dataset, arrays = model_and_split(
-        args.run_dir, args.ckpt, args.data_dir, args.dataset, args.split, args.images
-    )
+    source, dataset, arrays = model_and_split(args)
     dtype = getattr(torch, args.dtype)
     model = source.model.to(device, dtype).eval()
     images = torch.from_numpy(arrays.images[: args.images]).to(device, dtype)
