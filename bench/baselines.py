@@ -1,6 +1,6 @@
 """Every segmentation method on the same trained runs: ARI per dataset and method, and seconds per image.
 
-    python bench/baselines.py --presets outputs/presets --recipe before --data-dir data
+    python bench/baselines.py --presets outputs/presets --recipe after --data-dir data
 
 For each dataset whose run ``<presets>/<recipe>/<data option>`` is complete (a ``DONE`` file), segments the first
 --test-num test images with run_segment.py (the production path): latent noise (T=40, sigma=0.001), the network's
@@ -127,7 +127,7 @@ def segment_jobs(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", type=Path, default=REPO / "outputs" / "presets")
-    parser.add_argument("--recipe", default="before", help="before (experiment=quickstart) or after")
+    parser.add_argument("--recipe", default="after", help="the runs of bench/preset_losses.py train <recipe>")
     parser.add_argument("--data-dir", type=Path, default=REPO / "data")
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench_baselines")
     parser.add_argument("--test-num", type=int, default=100)
