@@ -178,7 +178,7 @@ def main() -> None:
     report_dirs: list[Path] = []
     for option in DATA_OPTIONS:
         out_dir = args.out / args.recipe / option
-        found = {p.parent.name: p for p in out_dir.glob("*/summary.json")}
+        found = {p.parent.name: p for p in out_dir.glob(f"*/{SEGMENTATION_SUMMARY}")}
         if owns.get(option) is not None:
             found["noise"] = owns[option]
             report_dirs.append(owns[option].parent)

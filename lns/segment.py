@@ -44,15 +44,12 @@ LATENT_NOISE_FEATURES = ("noise", "jacobian")
 
 
 def feature_settings(cfg: DictConfig) -> FeatureSettings:
-    """Validated feature settings from the ``features`` and ``noise`` config groups."""
-    kind = cfg.features.name
-    if kind not in ("noise", "jacobian"):
-        raise LNSError(f"features={kind} is unknown; valid: noise, jacobian.")
+    """Validated settings of a latent-noise ``features`` choice (noise or jacobian) and the ``noise`` group."""
     check_noise_settings(cfg.noise.std, cfg.noise.perturb_num, cfg.noise.site)
     directions = int(cfg.features.get("directions", FeatureSettings.directions))
     check_directions(directions)
     return FeatureSettings(
-        kind=kind,
+        kind=cfg.features.name,
         std=float(cfg.noise.std),
         perturb_num=int(cfg.noise.perturb_num),
         site=cfg.noise.site,
