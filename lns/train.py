@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import hydra
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.plugins.environments import SLURMEnvironment
 
 from lns.atomic import atomic_write_text
@@ -21,11 +22,14 @@ from lns.run_layout import LAST_CHECKPOINT, RUN_CONFIG
 from lns.training.callbacks import FinalCheckpoint, GracefulInterrupt
 from lns.training.checkpoint_io import AtomicCheckpointIO
 from lns.training.module import TrainingModule
+from lns.training.precision import resolve_precision, uses_gpu
 from lns.training.requeue import CheckpointBeforeRequeue
 from lns.training.resume import check_resumable, check_run_dir
 from lns.training.run_lock import holding_run_dir
 from lns.training.shared_requests import SharedRequests
 from lns.training.wandb_figures import WandbFigures
+
+log = logging.getLogger(__name__)
 
 RUN_CONFIG_KEYS = ("experiment_name", "seed", "data", "model", "objective", "optimizer")
 
@@ -40,6 +44,8 @@ def run_settings(cfg: DictConfig) -> dict[str, Any]:
         for key in RUN_CONFIG_KEYS
     }
     settings["paths"] = {"data_dir": str(Path(cfg.paths.data_dir).absolute())}
+    if "training_precision" in cfg:
+        settings["training_precision"] = OmegaConf.to_container(cfg.training_precision)
     return settings
 
 
@@ -104,6 +110,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     )
     if cfg.speed.compile:
         model.compile()
+    choose_precision(cfg)
     interrupt = GracefulInterrupt()
     requeue = CheckpointBeforeRequeue()
     ckpt_path = resume_checkpoint(cfg, run_dir)
@@ -133,6 +140,25 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "resumed_from": ckpt_path,
         "segmentations": segmentations,
     }
+
+
+def choose_precision(cfg: DictConfig) -> str:
+    """Resolve ``trainer.precision=auto`` in ``cfg`` and say what was chosen, once, on the console.
+
+    ``cfg.trainer.precision`` becomes the precision used; ``cfg.training_precision`` records the request and the
+    choice, so the run's ``.hydra/config.yaml``, its ``run_config.yaml`` and its segmentations' ``summary.json``
+    show how the model was trained.
+    """
+    requested = str(cfg.get("training_precision", {}).get("requested", cfg.trainer.precision))
+    accelerator = str(cfg.trainer.accelerator)
+    used = resolve_precision(requested, accelerator)
+    with open_dict(cfg):
+        cfg.trainer.precision = used
+        cfg.training_precision = {"requested": requested, "used": used}
+    if requested != used:
+        device = "GPU" if uses_gpu(accelerator) else "CPU"
+        log.info(f"trainer.precision={requested}: training in {used} on this {device}")
+    return used
 
 
 def leave_data_parallel(trainer: pl.Trainer) -> bool:

@@ -108,14 +108,15 @@ def check_run_dir(run_dir: Path, settings: Mapping[str, Any], resume_from: Path 
     previous_file = run_dir / RUN_CONFIG
     if Path(resume_from).resolve() != own.resolve() or not previous_file.is_file():
         return
-    # Where the data lies (paths.*) may change between attempts; what the run learns from may not. A key the
-    # run's record lacks is a setting added to lns after the run started (its default keeps the old behaviour).
+    # Where the data lies (paths.*) and the arithmetic precision (training_precision.*) may change between
+    # attempts; what the run learns from may not. A key the run's record lacks is a setting added to lns after the
+    # run started (its default keeps the old behaviour).
     previous = _flat(OmegaConf.to_container(OmegaConf.load(previous_file), resolve=True))
     current = _flat(OmegaConf.to_container(OmegaConf.create(dict(settings)), resolve=True))
     changed = [
         f"{key}: {value} -> {current.get(key, _UNSET)}"
         for key, value in sorted(previous.items())
-        if not key.startswith("paths.") and current.get(key, _UNSET) != value
+        if not key.startswith(("paths.", "training_precision.")) and current.get(key, _UNSET) != value
     ]
     if changed:
         raise LNSError(
