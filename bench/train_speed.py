@@ -189,7 +189,7 @@ def lightning_path(data_dir: Path, variational: bool, args: argparse.Namespace, 
         cfg.paths.root_dir = str(REPO)
         cfg.paths.output_dir = run_dir
         cfg.callbacks.step_timer = {
-            "_target_": "__main__.StepTimer",
+            "_target_": f"{StepTimer.__module__}.StepTimer",
             "warmup": args.warmup,
             "steps": args.steps,
             "profile_steps": args.profile_steps,
