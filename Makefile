@@ -1,5 +1,5 @@
 # Quick start:  make demo   (install, generate dKanizsa, train the quickstart preset, segment, print ARI)
-#               make test   (install, run the test suite)
+#               make test   (install, build the docs with mkdocs --strict, run the test suite)
 # TORCH picks the PyTorch build: the default is the CPU wheel this project is tested with; on a CUDA machine use
 # e.g.  make install TORCH="torch --index-url https://download.pytorch.org/whl/cu126"
 PYTHON ?= python3
@@ -10,14 +10,14 @@ STAMP := $(VENV)/.installed
 DEMO_DATA := data
 RUN := outputs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 
-.PHONY: install demo test lint clean-venv
+.PHONY: install demo test docs lint clean-venv
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,diffusers]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -27,8 +27,12 @@ demo: $(STAMP)
 	$(BIN)/python run_segment.py run_dir=$(RUN)/train paths.data_dir=$(DEMO_DATA) \
 		noise.std=0.001 noise.perturb_num=40 clustering=ward hydra.run.dir=$(RUN)/segment
 
-test: $(STAMP)
+test: $(STAMP) docs
 	WANDB_MODE=offline $(BIN)/python -m pytest -q
+
+# The documentation site, into site/ (ignored); --strict turns a broken link or reference into a failure.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

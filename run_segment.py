@@ -5,22 +5,34 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from lns.console import quiet_libraries
+from lns.early_checks import check_segmentation_settings
 from lns.entry import run_or_explain
+from lns.threads import share_cpus
+
+
+def checked_segment(cfg: DictConfig) -> dict:
+    """Refuse what can be refused without torch first (in about a second), then import Lightning and segment."""
+    check_segmentation_settings(cfg)
+    from lns.segment import segment
+
+    return segment(cfg)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="segment")
 def main(cfg: DictConfig) -> None:
-    from lns.segment import segment
-
-    result = run_or_explain(lambda: segment(cfg))
+    share_cpus()  # under launcher=local, wait for this job's share of the cores; threads = its CPUs
+    quiet_libraries()
+    result = run_or_explain(lambda: checked_segment(cfg))
     if result:
         print(result["table"])
         print(f"results: {result['out_dir']}\npictures: {result['figure_dir']}")
 
 
 if __name__ == "__main__":
+    from lns.images_argument import images_argument
     from lns.sweep_runs import expand_run_dir_argument
 
     # A training sweep directory becomes one segmentation job per completed run.
-    sys.argv = run_or_explain(lambda: expand_run_dir_argument(sys.argv))
+    sys.argv = run_or_explain(lambda: expand_run_dir_argument(images_argument(sys.argv)))
     main()

@@ -5,14 +5,25 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from lns.console import quiet_libraries
+from lns.early_checks import check_training_settings
 from lns.entry import INTERRUPTED_EXIT_CODE, run_or_explain
+from lns.threads import share_cpus
+
+
+def checked_train(cfg: DictConfig) -> dict:
+    """Refuse what can be refused without torch first (in about a second), then import Lightning and train."""
+    check_training_settings(cfg)
+    from lns.train import train
+
+    return train(cfg)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> None:
-    from lns.train import train
-
-    result = run_or_explain(lambda: train(cfg))
+    share_cpus()  # under launcher=local, wait for this job's share of the cores; threads = its CPUs
+    quiet_libraries()
+    result = run_or_explain(lambda: checked_train(cfg))
     print(f"run directory: {result['run_dir']}")
     for name, segmentation in result.get("segmentations", {}).items():
         print(f"segmentation {name}:\n{segmentation['table']}\nresults: {segmentation['out_dir']}")

@@ -2,7 +2,7 @@
 
     python bench/fault_injection.py [--suites fast long]
 
-Each scenario of ``tests/fault_scenarios.py`` appends its counts (faults injected, how many landed inside a
+Each scenario of ``tests/helpers/fault_scenarios.py`` appends its counts (faults injected, how many landed inside a
 write, resumes, files compared with an uninterrupted run) to ``$LNS_FAULT_COUNTS``; this script sets that
 file, runs pytest on each suite, and writes one row per scenario and the totals to
 ``bench/results/fault_injection.md``.

@@ -1,14 +1,13 @@
 """Does the CPU quick-start recipe train every Good Gestalt dataset? Reconstruction loss after 200 and 1,400 steps.
 
-    python bench/preset_losses.py train before            # today's recipe, one run per dataset, one after another
-    python bench/preset_losses.py train after             # the improved recipe
-    python bench/preset_losses.py table                   # read the runs' CSV metrics, write the results file
+    python run_train.py -m sweep=table1 experiment=quickstart model=ae seed=1 paths.data_dir=data \\
+        hydra.sweep.dir=outputs/final/after                    # today's recipe on the six datasets (+ segment=table)
+    python run_train.py -m sweep=table1 experiment=quickstart model=ae seed=1 paths.data_dir=data \\
+        '~callbacks.output_bias' trainer.max_steps=200 hydra.sweep.dir=outputs/final/before_200   # the grey start
+    python bench/preset_losses.py table --root outputs/final --recipes before_200 after --steps 20 200 1400
 
-``train RECIPE`` runs ``run_train.py experiment=quickstart data=<dataset> seed=1`` for each dataset (``--datasets``,
-Kanizsa first) into ``<--root>/<RECIPE>/<dataset>`` and writes ``DONE`` there when the run exits; a run that already
-has ``DONE`` is skipped. ``--snapshot-conf`` first copies ``conf/`` to ``<--root>/<RECIPE>_conf`` and trains from
-that copy, so that later edits to the presets cannot change the runs of a recipe still queued (the ``before`` runs
-are started this way); ``--conf DIR`` trains from an existing copy (``before_short`` uses the ``before`` copy).
+The runs of a recipe are the training runs in ``<--root>/<RECIPE>/`` (every sub-directory holding
+``run_config.yaml``, its dataset read from there): a training sweep's job directories, or runs named by dataset.
 ``table`` reads the reconstruction loss logged nearest to each step of ``--steps`` from each
 run's CSV metrics (``logs/metrics.csv``, or ``logs/version_*/metrics.csv`` of older runs), the last logged step,
 and the run's probe records (``health.json``, when it has one) replayed through the default health thresholds, and
@@ -23,9 +22,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -38,48 +34,11 @@ from lns.data.npz import load_split
 from lns.run_layout import LAST_CHECKPOINT, RUN_CONFIG
 from lns.segmentation.health import measure_signal
 from lns.segmentation.source import resolve_source
+from lns.sweep_runs import run_state
 from lns.training.health import HealthHistory, HealthThresholds, across_image_variance, read_health
 
 DATASETS = ("kanizsa", "gradient_occlusion", "closure", "continuity", "illusory_occlusion", "proximity")
 LOSS_COLUMN = "train/recon"
-
-
-def train(
-    recipe: str,
-    root: Path,
-    data_dir: Path,
-    datasets: list[str],
-    snapshot_conf: bool,
-    conf: Path | None,
-    extra: list[str],
-) -> None:
-    """Train the quick-start recipe on each dataset in turn, marking each finished run with ``DONE``."""
-    if snapshot_conf:
-        conf = root / f"{recipe}_conf"
-        if not conf.exists():
-            shutil.copytree(REPO / "conf", conf)
-    config_args = ["--config-path", str(conf)] if conf is not None else []
-    env = {**os.environ, "WANDB_MODE": "offline"}
-    for name in datasets:
-        run_dir = root / recipe / name
-        if (run_dir / "DONE").exists():
-            print(f"{run_dir}: done already, skipped", flush=True)
-            continue
-        command = [
-            sys.executable,
-            str(REPO / "run_train.py"),
-            *config_args,
-            "experiment=quickstart",
-            f"data={name}",
-            "seed=1",
-            f"paths.data_dir={data_dir}",
-            f"hydra.run.dir={run_dir}",
-            *extra,
-        ]
-        print(" ".join(command), flush=True)
-        status = subprocess.run(command, cwd=REPO, env=env).returncode
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "DONE").write_text(f"exit status {status}\n")
 
 
 def loss_curve(run_dir: Path) -> dict[int, float]:
@@ -136,17 +95,31 @@ def signal_numbers(run_dir: Path, data_dir: Path, name: str) -> tuple[float, flo
     return stats["noise_response"], stats["zero_pixel_fraction"]
 
 
-def table(root: Path, data_dir: Path, recipes: list[str], steps: list[int], notes: list[str]) -> None:
-    """Write the loss-per-step table of every finished run under ``root``."""
+def recipe_runs(recipe_dir: Path) -> dict[str, Path]:
+    """Dataset -> training run, for the runs directly inside ``recipe_dir`` (folders holding ``run_config.yaml``)."""
+    found: dict[str, Path] = {}
+    for run in sorted(path.parent for path in recipe_dir.glob(f"*/{RUN_CONFIG}")):
+        name = OmegaConf.load(run / RUN_CONFIG).data.name
+        if name in found:
+            sys.exit(f"{recipe_dir} holds two runs of {name} ({found[name]}, {run}): one run per dataset and recipe.")
+        found[name] = run
+    return found
+
+
+def table(
+    root: Path, data_dir: Path, recipes: list[str], steps: list[int], notes: list[str], output: Path | None
+) -> None:
+    """Write the loss-per-step table of every run of each recipe under ``root``."""
+    runs = {recipe: recipe_runs(root / recipe) for recipe in recipes}
     rows: list[list[object]] = []
-    for name in DATASETS:
+    for name in [name for name in DATASETS if any(name in found for found in runs.values())]:
         baseline = constant_image_error(data_dir, name)
         for recipe in recipes:
-            run_dir = root / recipe / name
-            if not (run_dir / "DONE").exists() and not (run_dir / RUN_CONFIG).exists():
+            run_dir = runs[recipe].get(name)
+            if run_dir is None:
                 continue
             curve = loss_curve(run_dir)
-            done = (run_dir / "DONE").exists()
+            done = run_state(run_dir).complete
             losses = [loss_at(curve, step) for step in steps]
             response, unchanged = (
                 signal_numbers(run_dir, data_dir, name) if (run_dir / LAST_CHECKPOINT).is_file() else ("-", "-")
@@ -158,7 +131,7 @@ def table(root: Path, data_dir: Path, recipes: list[str], steps: list[int], note
                     recipe,
                     round(baseline, 1),
                     *("-" if value is None else round(value, 1) for value in losses),
-                    "-" if last is None else f"{curve[last]:.1f} @ {last}" + ("" if done else " (running)"),
+                    "-" if last is None else f"{curve[last]:.1f} @ {last}" + ("" if done else " (unfinished)"),
                     response if response == "-" else f"{response:.2g}",
                     unchanged if unchanged == "-" else f"{unchanged:.2f}",
                     health_verdict(run_dir),
@@ -178,36 +151,27 @@ def table(root: Path, data_dir: Path, recipes: list[str], steps: list[int], note
         "preset_losses",
         "Quick-start recipe on every dataset: training reconstruction loss (sum over pixels, batch mean)",
         {
-            "runs": f"`{root}/<recipe>/<dataset>` (seed 1, 3,000 training images, 2-core CPU)",
+            "runs": f"the training runs in `{root}/<recipe>/` (seed 1, 3,000 training images, 2-core CPU)",
             "loss": f"`{LOSS_COLUMN}` from the run's CSV metrics, logged every 20 steps, nearest logged step",
         },
         markdown_table(headers, rows),
         notes,
+        output,
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    train_parser = sub.add_parser("train", help="train one recipe on each dataset")
-    train_parser.add_argument("recipe")
-    # choices: Hydra overrides written after --datasets would otherwise be taken for dataset names.
-    train_parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
-    train_parser.add_argument("--snapshot-conf", action="store_true")
-    train_parser.add_argument("--conf", type=Path, help="train from this copy of conf/ (e.g. another recipe's)")
-    train_parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     table_parser = sub.add_parser("table", help="write the results table")
     table_parser.add_argument("--recipes", nargs="+", default=["before", "after"])
     table_parser.add_argument("--steps", nargs="+", type=int, default=[200, 1400])
     table_parser.add_argument("--note", action="append", default=[], help="a line for the results file's notes")
-    for each in (train_parser, table_parser):
-        each.add_argument("--root", type=Path, default=REPO / "outputs" / "presets")
-        each.add_argument("--data-dir", type=Path, default=REPO / "data")
+    table_parser.add_argument("--root", type=Path, default=REPO / "outputs" / "presets")
+    table_parser.add_argument("--data-dir", type=Path, default=REPO / "data")
+    table_parser.add_argument("--output", type=Path, help="the results file (default: bench/results/preset_losses.md)")
     args = parser.parse_args()
-    if args.command == "train":
-        train(args.recipe, args.root, args.data_dir, args.datasets, args.snapshot_conf, args.conf, args.overrides)
-    else:
-        table(args.root, args.data_dir, args.recipes, args.steps, args.note)
+    table(args.root, args.data_dir, args.recipes, args.steps, args.note, args.output)
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ def request_from_config(cfg: Mapping[str, Any]) -> Request:
     celeba_dir = cfg.get("celeba_dir")
     return Request(
         datasets=parse_datasets(cfg["dataset"]),
-        data_dir=Path(str(cfg["paths"]["data_dir"])),
+        data_dir=Path(str(cfg["paths"]["data_dir"])).absolute(),
         n_train=_integer(cfg, "n_train", 1),
         n_valid=_integer(cfg, "n_valid", 1),
         n_test=_integer(cfg, "n_test", 1),

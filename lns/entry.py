@@ -5,14 +5,19 @@ from __future__ import annotations
 import sys
 import textwrap
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 
 from lns.disk_full import disk_full_error, no_space_error
 from lns.errors import LNSError
-from lns.job_outcome import record_failure, record_success
+from lns.job_outcome import job_dir, record_failure, record_success
+from lns.process_rank import is_launching_process
+from lns.refused_run import clear_refused_run, is_fresh
+from lns.wandb_login import wandb_login_error
 
 INTERRUPTED_EXIT_CODE = 130
 
@@ -22,7 +27,8 @@ T = TypeVar("T")
 def user_error(error: BaseException) -> LNSError | None:
     """The :class:`LNSError` behind ``error``: itself, or a cause it was wrapped in (e.g. by Hydra's instantiate).
 
-    A write that failed for lack of space anywhere (a log, a figure) is explained as one too.
+    A write that failed for lack of space anywhere (a log, a figure) is explained as one too, and so is a W&B run
+    that could not start for want of a login.
     """
     seen: set[int] = set()
     current: BaseException | None = error
@@ -32,7 +38,9 @@ def user_error(error: BaseException) -> LNSError | None:
         seen.add(id(current))
         current = current.__cause__
     no_space = no_space_error(error)
-    return None if no_space is None else disk_full_error(no_space.filename)
+    if no_space is not None:
+        return disk_full_error(no_space.filename)
+    return wandb_login_error(error)
 
 
 def in_multirun() -> bool:
@@ -40,12 +48,27 @@ def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def explain(message: str) -> None:
+    """Print ``message`` on stderr as one paragraph headed ``error:``, never broken inside a word (paths and
+    commands in it must stay copyable)."""
+    paragraph = textwrap.fill(f"error: {message}", width=100, break_long_words=False, break_on_hyphens=False)
+    print("\n" + paragraph + "\n", file=sys.stderr)
+
+
+class JobFailed(LNSError, CompactHydraException):
+    """A sweep job's user error, raised again for Hydra: it marks the job failed and prints this line, not a
+    traceback, when the sweep ends."""
+
+
 def run_or_explain(job: Callable[[], T]) -> T:
     """Run ``job``; an :class:`LNSError` is printed as one wrapped paragraph and the process exits with status 1.
 
     Inside a sweep the error is re-raised after printing instead, so Hydra marks this job failed, runs the
-    remaining jobs, and reports the failure at the end.
+    remaining jobs, and reports the failure at the end. A job refused before it started leaves nothing in its new
+    output folder (:mod:`lns.refused_run`): a single run leaves no folder, a sweep job one with ``error.txt``.
     """
+    folder = job_dir() if is_launching_process() else None
+    fresh = folder is not None and is_fresh(folder)
     try:
         result = job()
     except Exception as error:
@@ -54,11 +77,11 @@ def run_or_explain(job: Callable[[], T]) -> T:
             record_failure(str(explained) if explained else f"{type(error).__name__}: {error}")
         if explained is None:
             raise
-        # Never break inside a word: paths and commands in the message must stay copyable.
-        paragraph = textwrap.fill(f"error: {explained}", width=100, break_long_words=False, break_on_hyphens=False)
-        print("\n" + paragraph + "\n", file=sys.stderr)
+        explain(str(explained))
+        if fresh:
+            clear_refused_run(folder, keep_error=in_multirun(), stop_at=Path(HydraConfig.get().runtime.cwd))
         if in_multirun():
-            raise explained from None
+            raise JobFailed(" ".join(str(explained).split())) from None
         sys.exit(1)
     if in_multirun():
         record_success()

@@ -1,22 +1,27 @@
 """Segment a training run's final checkpoint at the end of training (``run_train.py segment=paper``).
 
 Each job of the ``segment`` config group is a ``run_segment.py`` configuration, composed from ``conf/segment.yaml``
-exactly as that command would compose it, so both write the same files (``<run>/segment/<job>/``).
+exactly as that command would compose it, so both write the same files (``<run>/segment/<job>/``). In a sweep, a job
+whose method does not use the network is done once per dataset (lns/shared_segmentation.py).
 """
 
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from hydra import compose
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from lns.entry import in_multirun
 from lns.errors import LNSError
 from lns.run_layout import SEGMENTATION_SUMMARY
-from lns.segment import format_table, segment
+from lns.segment import format_table, pixel_method, segment
+from lns.shared_segmentation import registry_file, segment_once
 
 SEGMENT_DIR = "segment"
 
@@ -63,13 +68,26 @@ def segmentation_configs(cfg: DictConfig, run_dir: Path) -> dict[str, DictConfig
 def segment_final_checkpoint(cfg: DictConfig, run_dir: Path) -> dict[str, dict[str, Any]]:
     """Run every segmentation job of ``cfg.segment`` on the run's final checkpoint; return name -> result.
 
-    A job whose ``summary.json`` exists (a requeued job that had finished it) is read, not redone.
+    A job whose ``summary.json`` exists (a requeued job that had finished it) is read, not redone. In a sweep, a
+    job whose method does not use the network reads the result of the sweep's first run of the same dataset that
+    did it (:func:`lns.shared_segmentation.segment_once`).
     """
     results = {}
     for name, seg_cfg in segmentation_configs(cfg, run_dir).items():
         out_dir = Path(seg_cfg.paths.output_dir)
-        results[name] = finished_result(out_dir) if (out_dir / SEGMENTATION_SUMMARY).is_file() else segment(seg_cfg)
+        if in_multirun() and not pixel_method(seg_cfg).record().get("uses_model", True):
+            sweep_dir = Path(HydraConfig.get().sweep.dir)
+            registry = registry_file(sweep_dir, name, seg_cfg, cfg.data.name, cfg.data.image_size)
+            results[name] = segment_once(registry, out_dir, partial(own_result, seg_cfg), finished_result)
+        else:
+            results[name] = own_result(seg_cfg)
     return results
+
+
+def own_result(seg_cfg: DictConfig) -> dict[str, Any]:
+    """Segment into ``seg_cfg``'s output folder, or read the segmentation that finished there earlier."""
+    out_dir = Path(seg_cfg.paths.output_dir)
+    return finished_result(out_dir) if (out_dir / SEGMENTATION_SUMMARY).is_file() else segment(seg_cfg)
 
 
 def finished_result(out_dir: Path) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 import hydra
 import numpy as np
 import torch
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lns.atomic import atomic_savez, atomic_write_text
 from lns.data.batches import LabelledBatches
@@ -23,11 +23,13 @@ from lns.data.npz import MASKED_SPLITS, SplitArrays, load_split
 from lns.errors import LNSError
 from lns.hydra_record import save_hydra_record
 from lns.loggers import finishing_wandb
+from lns.models import Autoencoder
 from lns.run_layout import RUN_CONFIG, SEGMENTATION_SUMMARY
-from lns.segmentation.features import check_directions, check_noise_settings
+from lns.segment_folder import segment_picture_folder
 from lns.segmentation.health import SignalThresholds, has_signal, measure_signal, no_signal_message
 from lns.segmentation.methods import LatentNoiseMethod, PixelMethod
 from lns.segmentation.module import FeatureSettings, SegmentationModule
+from lns.segmentation.noise_checks import check_directions, check_noise_settings
 from lns.segmentation.parts import PartStore, SegmentationResults
 from lns.segmentation.source import ModelSource, resolve_source
 from lns.segmentation.wandb_log import log_segmentation_to_wandb
@@ -86,7 +88,7 @@ def settings_record(cfg: DictConfig, source: ModelSource, dataset: str, method: 
     settings = {
         "dataset": dataset,
         "model": source.kind,
-        "z_dim": source.model.z_dim,
+        "z_dim": source.z_dim,
         "train_seed": source.train_seed,
         "split": cfg.split,
         "features": record["name"],
@@ -213,8 +215,19 @@ def progress(items: list[int], label: str) -> list[int]:
     return tqdm(items, desc=label)
 
 
+def uses_model(summary: dict[str, Any]) -> bool:
+    """Whether the summarised method used the network (False for ``rgb``, ``slic``, ... whatever run they name)."""
+    return bool((summary.get("method") or {}).get("uses_model", True))
+
+
+def model_label(summary: dict[str, Any]) -> str:
+    """The model column of :func:`format_table`: ``AE``/``VAE``, or ``–`` for a method that used no network."""
+    return summary["model"].upper() if uses_model(summary) else "–"
+
+
 def method_label(summary: dict[str, Any]) -> str:
-    """The method column of :func:`format_table`: noise site, σ and T; ``jacobian``; or a method's parameters."""
+    """The method column of :func:`format_table`: noise site, σ and T; ``jacobian``; or a method's parameters
+    (random weights are named only where the method used the network)."""
     if summary["features"] == "noise":
         noise = summary["noise"]
         label = f"{noise['site']} σ={noise['std']:g} T={noise['perturb_num']}"
@@ -224,7 +237,9 @@ def method_label(summary: dict[str, Any]) -> str:
         shown = {k: v for k, v in summary["method"].items() if k not in ("name", "uses_model", "region_count")}
         label = " ".join([summary["features"], *(f"{key}={value}" for key, value in shown.items())])
     weights = summary.get("weights", {"name": "trained"})
-    return label if weights["name"] == "trained" else f"{label}, {weights['name']} weights seed {weights['seed']}"
+    if weights["name"] == "trained" or not uses_model(summary):
+        return label
+    return f"{label}, {weights['name']} weights seed {weights['seed']}"
 
 
 def format_table(summary: dict[str, Any]) -> str:
@@ -235,7 +250,7 @@ def format_table(summary: dict[str, Any]) -> str:
         [
             "| dataset | model | split | method | clustering | images | ARI | ARI-FG |",
             "|---|---|---|---|---|---|---|---|",
-            f"| {summary['dataset']} | {summary['model'].upper()} | {summary['split']} | {method} | "
+            f"| {summary['dataset']} | {model_label(summary)} | {summary['split']} | {method} | "
             f"{summary['clustering']} | {summary['n_images']} | {summary['ari_mean']:.3f} ± {summary['ari_std']:.3f} "
             f"| {fg} |",
         ]
@@ -272,6 +287,7 @@ def segmentation_health(
         "signal": signal,
         "training_healthy": None if training is None else training["healthy"],
         "training_problems": [] if training is None else list(training["active"]),
+        "training_not_checked": None if training is None else training.get("not_checked"),
     }
 
 
@@ -290,8 +306,10 @@ def segment(cfg: DictConfig) -> dict[str, Any]:
     source = apply_weights(resolve_source(cfg), *weights_choice(cfg))
     method.check(source.model)
     source.model.to(PRECISIONS[cfg.precision])
-    if cfg.channels_last:
+    if cfg.channels_last and isinstance(source.model, Autoencoder):
         source.model.to(memory_format=torch.channels_last)
+    if OmegaConf.select(cfg, "images.folder"):
+        return segment_picture_folder(cfg, source, method, hydra.utils.instantiate(cfg.clustering.backend))
     dataset = cfg.data.name if cfg.get("data") else source.dataset
     if dataset is None:
         raise LNSError(f"Cannot tell which dataset {source.checkpoint} was trained on; pass data=<name>.")

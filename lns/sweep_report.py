@@ -42,8 +42,11 @@ def job_outcomes(sweep_dir: Path) -> list[JobOutcome]:
     return [JobOutcome(job, sum(1 for _ in job.rglob(SEGMENTATION_SUMMARY)), error_line(job)) for job in jobs]
 
 
-def jobs_markdown(outcomes: list[JobOutcome]) -> str:
-    """``jobs.md``: one row per job with its status and, for a failed job, its error line."""
+def jobs_markdown(outcomes: list[JobOutcome], submission_error: str | None = None) -> str:
+    """``jobs.md``: one row per job with its status and, for a failed job, its error line; a sweep whose submission
+    failed (``submission_error``, the sweep directory's own ``error.txt``) says so instead."""
+    if submission_error is not None and not outcomes:
+        return f"The submission failed, so no job ran: {submission_error}\n"
     rows = [f"| {job.path.name} | {job.status} | {job.summaries} | {job.error or ''} |" for job in outcomes]
     failed = sum(job.status != "done" for job in outcomes)
     head = f"{len(outcomes) - failed} of {len(outcomes)} jobs finished with results; {failed} did not.\n\n"
@@ -61,7 +64,7 @@ def write_sweep_report(sweep_dir: Path) -> list[Path]:
 
     outcomes = job_outcomes(sweep_dir)
     jobs_file = sweep_dir / "jobs.md"
-    jobs_file.write_text(jobs_markdown(outcomes))
+    jobs_file.write_text(jobs_markdown(outcomes, error_line(sweep_dir)))
     files = [jobs_file]
     if not any(job.summaries for job in outcomes):
         return files
@@ -84,7 +87,7 @@ def report_at_exit(sweep_dir: Path) -> None:
         print(f"sweep report not written: {error}", file=sys.stderr)
         return
     table = sweep_dir / "table.md"
-    print(f"sweep report: {table if table.is_file() else files[0]}", file=sys.stderr)
+    print(f"sweep report: {(table if table.is_file() else files[0]).absolute()}", file=sys.stderr)
 
 
 class SweepReport(Callback):

@@ -15,7 +15,6 @@ from pathlib import Path
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from lns.checkpoint_file import read_checkpoint_dict
 from lns.errors import LNSError
 from lns.run_layout import LAST_CHECKPOINT, RUN_CONFIG
 
@@ -49,6 +48,8 @@ def run_state(run_dir: Path) -> RunState:
     max_steps = OmegaConf.select(OmegaConf.load(config_file), "trainer.max_steps") if config_file.is_file() else None
     if max_steps is None or int(max_steps) < 0:
         return RunState(run_dir)  # no step budget recorded: the last checkpoint is the final one
+    from lns.checkpoint_file import read_checkpoint_dict  # torch: only when a checkpoint is read
+
     step = int(read_checkpoint_dict(last).get("global_step", -1))
     if step < int(max_steps):
         return RunState(run_dir, f"last.ckpt at step {step} of {max_steps}")

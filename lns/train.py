@@ -18,6 +18,7 @@ from lns.errors import LNSError
 from lns.final_segmentation import segment_final_checkpoint
 from lns.hydra_record import save_hydra_record
 from lns.loggers import build_loggers, config_as_dict, finishing_wandb
+from lns.models import build_model
 from lns.run_layout import LAST_CHECKPOINT, RUN_CONFIG
 from lns.training.callbacks import FinalCheckpoint, GracefulInterrupt
 from lns.training.checkpoint_io import AtomicCheckpointIO
@@ -88,6 +89,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, loggers: list, extra_callbacks
         logger=loggers or False,
         callbacks=[*callbacks, *extra_callbacks],
         plugins=plugins,
+        precision=resolve_precision(cfg.trainer.precision, str(cfg.trainer.accelerator)),
     )
 
 
@@ -98,7 +100,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # Silent: a run refused by the checks below must not even append to an existing run's log.
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
-    model = hydra.utils.instantiate(cfg.model)
+    model = build_model(cfg.model)
     objective = hydra.utils.instantiate(cfg.objective)
     module = TrainingModule(
         model,
@@ -107,16 +109,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         betas=cfg.optimizer.betas,
         check_finite_every_n_steps=cfg.check_finite_every_n_steps,
         channels_last=cfg.speed.channels_last,
+        run_config=run_settings(cfg),
     )
     if cfg.speed.compile:
         model.compile()
-    choose_precision(cfg)
     interrupt = GracefulInterrupt()
     requeue = CheckpointBeforeRequeue()
     ckpt_path = resume_checkpoint(cfg, run_dir)
     check_run_dir(run_dir, run_settings(cfg), ckpt_path)
     if ckpt_path:
         check_resumable(ckpt_path, module)
+    choose_precision(cfg)
     save_run_config(cfg, run_dir)
     save_hydra_record(cfg, run_dir)
     with finishing_wandb():

@@ -30,8 +30,7 @@ from lns.segmentation.clustering import WardClustering
 from lns.segmentation.methods import MethodInput
 from lns.segmentation.source import resolve_source
 from lns.segmentation.weights import apply_weights, fresh_model
-from tests.conftest import REPO, TINY_SEGMENT, compose_config
-from tests.test_sweeps import compose_with_hydra, sweep_jobs
+from tests.helpers import REPO, TINY_SEGMENT, compose_config, compose_with_hydra, sweep_jobs
 
 RED, GREEN, BLUE = (1.0, 0.1, 0.1), (0.1, 0.8, 0.2), (0.2, 0.3, 0.9)
 
@@ -157,6 +156,7 @@ def test_activations_are_the_layer_output_upsampled_to_pixels():
     assert torch.allclose(coarse.reshape(2, 64, 64, 64)[:, ::2, ::2], grid.permute(0, 2, 3, 1), atol=1e-6)
 
 
+@pytest.mark.e2e
 def test_random_weights_are_seeded_and_differ_from_the_trained_ones(trained_run: Path, tiny_data_dir: Path):
     cfg = compose_config("segment", [f"run_dir={trained_run}", f"paths.data_dir={tiny_data_dir}"], trained_run)
     source = resolve_source(cfg)
@@ -183,6 +183,7 @@ def test_random_weights_are_seeded_and_differ_from_the_trained_ones(trained_run:
         (["features=activations", "weights=random", "weights.seed=2"], {"name": "activations", "layer": "decoder.14"}),
     ],
 )
+@pytest.mark.e2e
 def test_run_segment_records_method_weights_and_speed(
     trained_run: Path, tiny_data_dir: Path, tmp_path: Path, overrides: list[str], method: dict
 ):
@@ -248,6 +249,7 @@ def test_report_compares_lns_with_the_best_other_method_exactly(tmp_path: Path):
     assert "| kanizsa | AE | 0.600 ± 0.000 (n=1) | 0.200 ± 0.000 (n=1) | +0.400 |" in claims
 
 
+@pytest.mark.e2e
 def test_report_draws_one_row_per_method_under_the_recorded_input_images(
     trained_run: Path, tiny_data_dir: Path, tmp_path: Path
 ):

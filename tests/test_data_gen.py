@@ -379,6 +379,7 @@ def _cli(cwd: Path, *overrides: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
 
 
+@pytest.mark.e2e
 def test_command_line(tmp_path: Path) -> None:
     args = ("dataset=kanizsa", "paths.data_dir=data", "n_train=8", "n_valid=2", "n_test=2", "image_size=64")
     result = _cli(tmp_path, *args, "seed=42", "overwrite=false")

@@ -1,8 +1,9 @@
-"""Crash safety: the guarantees of the README's "When things go wrong", each proven by injected faults.
+"""Crash safety: the guarantees of docs/reliability.md, each proven by injected faults, interruptions and kills.
 
 Unit tests of the pieces (atomic writes, stale files, the run lock, the rank-shared stop requests, disk-full
-detection, the dataset streams) and fast fault-injection runs (a few faults each). The long runs, with many
-more injections, are in ``test_faults_long.py`` behind ``-m faults_long``.
+detection, the dataset streams), Ctrl-C, SIGTERM and kills inside a checkpoint write, and fast fault-injection
+runs (a few faults each). The long runs, with many more injections, are in ``test_faults_long.py`` behind
+``-m faults_long``. Wrong input and settings (one paragraph, no traceback) are in ``test_robustness.py``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,18 +29,23 @@ from data_gen.generate import MODULES, Request, plan_splits, render
 from data_gen.gradient_occlusion import gradient_colours
 from lns import atomic
 from lns.disk_full import is_disk_full
+from lns.entry import INTERRUPTED_EXIT_CODE
 from lns.errors import LNSError
 from lns.process_rank import is_launching_process
+from lns.segmentation.parts import PartStore
 from lns.stale_files import remove_stale_partial_folders, remove_stale_temporary_files
+from lns.train import train
+from lns.training.callbacks import GracefulInterrupt
 from lns.training.checkpoint_io import AtomicCheckpointIO
 from lns.training.run_lock import RUN_LOCK, holding_run_dir, run_lock
 from lns.training.shared_requests import SharedRequests
-from tests.conftest import REPO
-from tests.fault_harness import Zygote
-from tests.fault_scenarios import (
+from tests.helpers import LEAN, REPO, TINY_TRAIN, compose_config
+from tests.helpers.fault_harness import Zygote
+from tests.helpers.fault_scenarios import (
     LAST,
     TRAIN_STEPS,
     Reference,
+    assert_bitwise_equal,
     fault_training,
     kill_generation,
     kill_segmentation,
@@ -322,9 +329,159 @@ def test_gradient_occlusion_splits_share_no_colour_value_at_1000_training_images
         assert np.intersect1d(first, second).size == 0
 
 
+# ----------------------------------------------------------------------------------------------- interruption and kills
+
+
+def _sigterm_run_args(data_dir: Path) -> list[str]:
+    return [
+        f"paths.data_dir={data_dir}",
+        *TINY_TRAIN,
+        *LEAN,
+        "model=vae",
+        "data.batch_size=2",
+    ]
+
+
+@pytest.mark.e2e
+def test_sigterm_writes_a_checkpoint_and_resuming_continues_exactly(tiny_data_dir: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    every_step = "callbacks.checkpoint.every_n_train_steps=1"
+    args = [*_sigterm_run_args(tiny_data_dir), f"hydra.run.dir={run_dir}", "trainer.max_steps=1000000", every_step]
+    process = subprocess.Popen(
+        [sys.executable, "run_train.py", *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not (run_dir / "checkpoints" / "step00000001.ckpt").exists():
+            assert process.poll() is None, process.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "no periodic checkpoint appeared"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == INTERRUPTED_EXIT_CODE, err[-3000:]
+    stopped = torch.load(run_dir / LAST, weights_only=True)
+    step = stopped["global_step"]
+    assert 1 <= step < 1000
+    assert f"interrupted at step {step}" in out
+    assert "Traceback" not in err
+
+    common = [*_sigterm_run_args(tiny_data_dir), f"trainer.max_steps={step + 2}"]
+    resumed = train(compose_config("train", common, run_dir))
+    assert resumed["resumed_from"] == run_dir / LAST
+    assert resumed["global_step"] == step + 2
+    straight = train(compose_config("train", common, tmp_path / "straight"))
+    assert straight["global_step"] == step + 2
+
+    expected = torch.load(tmp_path / "straight" / LAST, weights_only=True)
+    final = torch.load(run_dir / LAST, weights_only=True)
+    assert final["global_step"] == expected["global_step"] == step + 2
+    assert float(stopped["state_dict"]["objective.beta"]) != float(final["state_dict"]["objective.beta"])
+    assert_bitwise_equal(expected["state_dict"], final["state_dict"], "state_dict")
+    assert_bitwise_equal(expected["optimizer_states"], final["optimizer_states"], "optimizer_states")
+    assert not list(run_dir.glob("checkpoints/last-v*.ckpt"))
+
+
+def test_first_ctrl_c_asks_for_a_checkpoint_a_second_one_aborts() -> None:
+    interrupt = GracefulInterrupt()
+    interrupt._handler(signal.SIGINT, None)
+    assert interrupt.requested
+    interrupt._handler(signal.SIGTERM, None)
+    with pytest.raises(KeyboardInterrupt):
+        interrupt._handler(signal.SIGINT, None)
+
+
+class InterruptAtOnce(GracefulInterrupt):
+    """As if Ctrl-C came during the first step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requested = True
+
+
+@pytest.mark.e2e
+def test_early_interrupt_and_odd_max_steps_leave_the_final_step_in_last_ckpt(
+    tiny_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Interrupted before the first periodic checkpoint, then resumed to a step that is no checkpoint step."""
+    overrides = [*TINY_TRAIN, f"paths.data_dir={tiny_data_dir}", *LEAN, "data.batch_size=4"]
+    with monkeypatch.context() as patch:
+        patch.setattr("lns.train.GracefulInterrupt", InterruptAtOnce)
+        first = train(compose_config("train", overrides, tmp_path))
+    assert first["interrupted"] and first["global_step"] == 1
+    resumed = train(compose_config("train", [*overrides, "trainer.max_steps=3"], tmp_path))
+    assert resumed["resumed_from"] == tmp_path / LAST and resumed["global_step"] == 3
+    assert torch.load(tmp_path / LAST, weights_only=True)["global_step"] == 3
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["last.ckpt", "step00000002.ckpt"]
+
+
+KILLED_WRITER = textwrap.dedent(
+    """
+    import io, sys, time
+    import torch
+    from lns.training.checkpoint_io import AtomicCheckpointIO
+
+    real_save = torch.save
+
+    def dying_save(obj, handle):
+        buffer = io.BytesIO()
+        real_save(obj, buffer)
+        handle.write(buffer.getvalue()[: buffer.tell() // 2])
+        handle.flush()
+        print("half written", flush=True)
+        time.sleep(600)
+
+    torch.save = dying_save
+    AtomicCheckpointIO().save_checkpoint({"global_step": 2, "weights": torch.ones(1_000_000)}, sys.argv[1])
+    """
+)
+
+
+def test_kill_during_checkpoint_write_keeps_the_previous_last_ckpt(tmp_path: Path) -> None:
+    from lns.training.checkpoint_io import AtomicCheckpointIO
+
+    last = tmp_path / LAST
+    AtomicCheckpointIO().save_checkpoint({"global_step": 1, "weights": torch.zeros(10)}, last)
+    before = last.read_bytes()
+    writer = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(last)], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert writer.stdout is not None
+        assert writer.stdout.readline().strip() == "half written"
+        (partial,) = last.parent.glob(".last.ckpt.*.tmp")
+        assert partial.stat().st_size > 1_000_000
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=30)
+    finally:
+        writer.kill()
+    assert writer.returncode == -signal.SIGKILL
+    assert last.read_bytes() == before
+    assert torch.load(last, weights_only=True)["global_step"] == 1
+
+
+def test_part_store_ignores_what_a_killed_write_left_behind(tmp_path: Path) -> None:
+    store = PartStore(tmp_path / "parts", {"noise": 1})
+    one = {
+        "index": np.array([0, 1]),
+        "ari": np.ones(2),
+        "ari_fg": np.ones(2),
+        "n_clusters": np.array([2, 2]),
+        "labels": np.zeros((2, 4, 4), np.int64),
+        "reconstructions": np.zeros((2, 3, 4, 4), np.float32),
+    }
+    store.write_batch(features={}, **one)
+    (tmp_path / "parts" / ".part-000002.npz.12345.tmp").write_bytes(b"PK\x03\x04 half an archive")
+    reopened = PartStore(tmp_path / "parts", {"noise": 1})
+    assert reopened.done_indices() == {0, 1}
+    assert reopened.collect().index.tolist() == [0, 1]
+
+
 # ----------------------------------------------------------------------------------------------- fault injection
 
 
+@pytest.mark.e2e
 def test_training_survives_kills_signals_and_kills_inside_checkpoint_writes(
     zygote: Zygote, tiny_data_dir: Path, reference: Reference, tmp_path: Path
 ) -> None:
@@ -333,12 +490,14 @@ def test_training_survives_kills_signals_and_kills_inside_checkpoint_writes(
     assert counts.injections >= 4
 
 
+@pytest.mark.e2e
 def test_two_trainings_on_one_run_directory_exactly_one_runs(
     zygote: Zygote, tiny_data_dir: Path, tmp_path: Path
 ) -> None:
     two_trainings(zygote, tiny_data_dir, tmp_path)
 
 
+@pytest.mark.e2e
 def test_refused_runs_leave_every_file_of_the_run_byte_identical(
     zygote: Zygote, tiny_data_dir: Path, reference: Reference, tmp_path: Path
 ) -> None:
@@ -367,18 +526,21 @@ def test_refused_runs_leave_every_file_of_the_run_byte_identical(
     assert snapshot(run_dir) == before
 
 
+@pytest.mark.e2e
 def test_segmentation_killed_at_random_moments_resumes_to_identical_predictions(
     zygote: Zygote, trained_run: Path, tiny_data_dir: Path, tmp_path: Path
 ) -> None:
     kill_segmentation(zygote, trained_run, tiny_data_dir, tmp_path, injections=2, seed=16)
 
 
+@pytest.mark.e2e
 def test_data_generation_killed_at_random_moments_never_leaves_a_loadable_half_dataset(
     zygote: Zygote, tmp_path: Path
 ) -> None:
     kill_generation(zygote, tmp_path, injections=2, seed=16)
 
 
+@pytest.mark.e2e
 def test_training_that_fills_its_disk_stops_clearly_and_resumes_once_space_is_back(
     zygote: Zygote, tiny_data_dir: Path, reference: Reference, small_tmpfs: Path
 ) -> None:
@@ -403,6 +565,7 @@ def test_training_that_fills_its_disk_stops_clearly_and_resumes_once_space_is_ba
         assert torch.equal(final["state_dict"][key], value), key
 
 
+@pytest.mark.e2e
 def test_dataset_generation_on_a_full_disk_is_explained_and_keeps_the_previous_dataset(
     zygote: Zygote, small_tmpfs: Path
 ) -> None:

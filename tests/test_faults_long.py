@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fault_harness import Zygote
-from tests.fault_scenarios import (
+from tests.helpers.fault_harness import Zygote
+from tests.helpers.fault_scenarios import (
     Reference,
     fault_training,
     kill_generation,
@@ -22,7 +22,7 @@ from tests.fault_scenarios import (
     two_trainings,
 )
 
-pytestmark = [pytest.mark.faults_long, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.faults_long, pytest.mark.e2e, pytest.mark.timeout(1800)]
 
 KILLS = 20
 SIGNALS = 5

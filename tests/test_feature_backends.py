@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO, TINY_SEGMENT
+import pytest
+
+from tests.helpers import REPO, TINY_SEGMENT
+
+pytestmark = pytest.mark.e2e
 
 
 def test_noise_and_jacobian_in_one_multirun_and_one_report(trained_run: Path, tiny_data_dir: Path, tmp_path):

@@ -33,7 +33,7 @@ from lns.training.health import (
 )
 from lns.training.health_callback import TrainingHealth
 from lns.training.output_bias import MeanColourOutputBias, mean_colour_logits
-from tests.conftest import TINY_SEGMENT, TINY_TRAIN, compose_config
+from tests.helpers import TINY_SEGMENT, TINY_TRAIN, compose_config
 
 QUICK = HealthThresholds(start_step=2, window=4, min_improvement=0.05, stuck_loss_ratio=0.9, min_variance_ratio=0.1)
 
@@ -174,11 +174,16 @@ def _train(data_dir: Path, run_dir: Path, *overrides: str) -> dict:
 
 
 class LinearAutoencoder(nn.Module):
-    """16-pixel images through 16 latents: learns in a few dozen steps."""
+    """16-pixel images through 16 latents: learns in a few dozen steps. Follows the model protocol (logits)."""
+
+    decodes_logits = True
 
     def __init__(self) -> None:
         super().__init__()
         self.encoder, self.decoder = nn.Linear(16, 16), nn.Linear(16, 16)
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        return self.latent_mean(images)
 
     def latent_mean(self, images: torch.Tensor) -> torch.Tensor:
         return self.encoder(images.flatten(1))
@@ -236,6 +241,7 @@ def test_flat_tiny_run_is_flagged_within_the_window_and_an_improving_one_is_not(
     assert improving.flags == [] and improving.records[-1].loss_ratio < 0.5
 
 
+@pytest.mark.e2e
 def test_health_survives_resume_as_one_history_and_reaches_the_report(tiny_data_dir: Path, tmp_path: Path):
     run_dir = tmp_path / "run"
     _train(tiny_data_dir, run_dir, "optimizer.lr=1e-9", "trainer.max_steps=4")
@@ -263,6 +269,7 @@ def test_health_survives_resume_as_one_history_and_reaches_the_report(tiny_data_
     assert "1 run left out of every comparison" in (tmp_path / "report" / "claims.md").read_text()
 
 
+@pytest.mark.e2e
 def test_zero_decoder_run_is_flagged_by_segmentation_and_marked_in_the_report(
     trained_run: Path, tiny_data_dir: Path, tmp_path: Path
 ):

@@ -33,7 +33,7 @@ from lns.segmentation.sites import (
     split_model,
     tail_flop_shares,
 )
-from tests.conftest import CONF
+from tests.helpers import CONF
 
 
 def legacy_noise_features(decode, means, *, std, perturb_num, site, generators, chunk_size):

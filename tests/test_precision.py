@@ -14,7 +14,7 @@ from lns.objectives import GecoObjective, kl_divergence, reconstruction_error
 from lns.segment import segment
 from lns.train import train
 from lns.training import precision
-from tests.conftest import TINY_SEGMENT, TINY_TRAIN, compose_config
+from tests.helpers import TINY_SEGMENT, TINY_TRAIN, compose_config
 
 
 def fake_cpu(monkeypatch: pytest.MonkeyPatch, *, amx: bool, avx512_bf16: bool) -> None:
@@ -98,7 +98,7 @@ def test_geco_under_autocast_keeps_float32_state_and_moves_beta() -> None:
     assert geco.beta.item() != 1.0
 
 
-def _train(tiny_data_dir: Path, run_dir: Path, steps: int, trainer_precision: str):
+def _train(tiny_data_dir: Path, run_dir: Path, steps: int, trainer_precision: str) -> dict:
     overrides = [
         *TINY_TRAIN,
         f"paths.data_dir={tiny_data_dir}",
@@ -108,17 +108,17 @@ def _train(tiny_data_dir: Path, run_dir: Path, steps: int, trainer_precision: st
         f"trainer.precision={trainer_precision}",
         "callbacks.health.every_n_steps=1",
     ]
-    cfg = compose_config("train", overrides, run_dir)
-    return cfg, train(cfg)
+    return train(compose_config("train", overrides, run_dir))
 
 
 @pytest.mark.parametrize(("first", "then"), [("bf16-mixed", "32-true"), ("32-true", "bf16-mixed")])
+@pytest.mark.e2e
 def test_a_run_resumes_across_precisions_with_float32_weights_and_state(
     tiny_data_dir: Path, tmp_path: Path, first: str, then: str
 ) -> None:
     run_dir = tmp_path / "run"
     _train(tiny_data_dir, run_dir, 2, first)
-    cfg, result = _train(tiny_data_dir, run_dir, 4, then)
+    result = _train(tiny_data_dir, run_dir, 4, then)
     assert result["resumed_from"] == run_dir / "checkpoints" / "last.ckpt"
     assert result["global_step"] == 4
     state = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
@@ -131,6 +131,7 @@ def test_a_run_resumes_across_precisions_with_float32_weights_and_state(
     assert all(0 < record["recon"] < float("inf") for record in health["records"])
 
 
+@pytest.mark.e2e
 def test_auto_is_the_default_and_its_choice_reaches_the_records(
     tiny_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

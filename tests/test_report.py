@@ -157,6 +157,7 @@ def test_missing_or_malformed_inputs(tmp_path):
         write_report([tmp_path / "nomean"])
 
 
+@pytest.mark.e2e
 def test_cli(tmp_path):
     _summary(tmp_path / "runs", "one", ari=0.6)
     command = [sys.executable, "-m", "lns.report", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]

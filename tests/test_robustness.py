@@ -1,9 +1,9 @@
-"""Failures are loud, early and recoverable: bad input through the real entry points, interruption, kills.
+"""Failures are loud and early: bad datasets, settings and checkpoints through the real entry points.
 
-Most entry-point checks run ``run_train.py`` / ``run_segment.py`` in this process with ``runpy`` (exactly what
-``python run_train.py ...`` executes, without paying the imports again); a few checks that need a real process
-(SIGTERM, SIGKILL) start one. Unit tests of the npz reader, including the hypothesis fuzzing of malformed
-arrays, live in ``test_npz.py``; segmentation resume in ``test_segment.py``.
+The checks run ``run_train.py`` / ``run_segment.py`` in this process with ``runpy`` (exactly what
+``python run_train.py ...`` executes, without paying the imports again). Interruption, kills and the other
+crash-safety guarantees are in ``test_faults.py``; unit tests of the npz reader, including the hypothesis fuzzing
+of malformed arrays, in ``test_npz.py``; segmentation resume in ``test_segment.py``.
 """
 
 from __future__ import annotations
@@ -13,10 +13,7 @@ import logging
 import runpy
 import shutil
 import signal
-import subprocess
 import sys
-import textwrap
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,19 +23,14 @@ import numpy as np
 import pytest
 import torch
 
-from lns.entry import INTERRUPTED_EXIT_CODE
 from lns.models import Autoencoder, write_authors_checkpoint
 from lns.objectives import GecoObjective
-from lns.segmentation.parts import PartStore
 from lns.train import train
-from lns.training.callbacks import GracefulInterrupt
 from lns.training.module import geco_limit_message
-from tests.conftest import REPO, TINY_SEGMENT, TINY_TRAIN, compose_config
-from tests.fault_scenarios import assert_bitwise_equal
+from tests.helpers import LAST, LEAN, REPO, TINY_SEGMENT, TINY_TRAIN, compose_config
 
-LAST = Path("checkpoints") / "last.ckpt"
-# No figures and no validation: each in-process training run then takes about a second.
-LEAN = ["logger=none", "~callbacks.reconstructions", "~callbacks.curves", "trainer.limit_val_batches=0"]
+# Every test here runs an entry point or a training.
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
@@ -419,153 +411,6 @@ def test_geco_beta_at_its_limit_is_reported_once(
     geco.set_state(2.0, 0.0)
     assert bool(geco.beta_at_limit())
     assert "upper limit objective.beta_max=2 at step 7" in geco_limit_message(geco, 7)
-
-
-# ----------------------------------------------------------------------------------------------- interruption
-
-
-def _sigterm_run_args(data_dir: Path) -> list[str]:
-    return [
-        f"paths.data_dir={data_dir}",
-        *TINY_TRAIN,
-        *LEAN,
-        "model=vae",
-        "data.batch_size=2",
-    ]
-
-
-def test_sigterm_writes_a_checkpoint_and_resuming_continues_exactly(tiny_data_dir: Path, tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
-    every_step = "callbacks.checkpoint.every_n_train_steps=1"
-    args = [*_sigterm_run_args(tiny_data_dir), f"hydra.run.dir={run_dir}", "trainer.max_steps=1000000", every_step]
-    process = subprocess.Popen(
-        [sys.executable, "run_train.py", *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        deadline = time.monotonic() + 240
-        while not (run_dir / "checkpoints" / "step00000001.ckpt").exists():
-            assert process.poll() is None, process.communicate()[1][-3000:]
-            assert time.monotonic() < deadline, "no periodic checkpoint appeared"
-            time.sleep(0.05)
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=120)
-    finally:
-        process.kill()
-    assert process.returncode == INTERRUPTED_EXIT_CODE, err[-3000:]
-    stopped = torch.load(run_dir / LAST, weights_only=True)
-    step = stopped["global_step"]
-    assert 1 <= step < 1000
-    assert f"interrupted at step {step}" in out
-    assert "Traceback" not in err
-
-    common = [*_sigterm_run_args(tiny_data_dir), f"trainer.max_steps={step + 2}"]
-    resumed = train(compose_config("train", common, run_dir))
-    assert resumed["resumed_from"] == run_dir / LAST
-    assert resumed["global_step"] == step + 2
-    straight = train(compose_config("train", common, tmp_path / "straight"))
-    assert straight["global_step"] == step + 2
-
-    expected = torch.load(tmp_path / "straight" / LAST, weights_only=True)
-    final = torch.load(run_dir / LAST, weights_only=True)
-    assert final["global_step"] == expected["global_step"] == step + 2
-    assert float(stopped["state_dict"]["objective.beta"]) != float(final["state_dict"]["objective.beta"])
-    assert_bitwise_equal(expected["state_dict"], final["state_dict"], "state_dict")
-    assert_bitwise_equal(expected["optimizer_states"], final["optimizer_states"], "optimizer_states")
-    assert not list(run_dir.glob("checkpoints/last-v*.ckpt"))
-
-
-def test_first_ctrl_c_asks_for_a_checkpoint_a_second_one_aborts() -> None:
-    interrupt = GracefulInterrupt()
-    interrupt._handler(signal.SIGINT, None)
-    assert interrupt.requested
-    interrupt._handler(signal.SIGTERM, None)
-    with pytest.raises(KeyboardInterrupt):
-        interrupt._handler(signal.SIGINT, None)
-
-
-class InterruptAtOnce(GracefulInterrupt):
-    """As if Ctrl-C came during the first step."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.requested = True
-
-
-def test_early_interrupt_and_odd_max_steps_leave_the_final_step_in_last_ckpt(
-    tiny_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Interrupted before the first periodic checkpoint, then resumed to a step that is no checkpoint step."""
-    overrides = [*TINY_TRAIN, f"paths.data_dir={tiny_data_dir}", *LEAN, "data.batch_size=4"]
-    with monkeypatch.context() as patch:
-        patch.setattr("lns.train.GracefulInterrupt", InterruptAtOnce)
-        first = train(compose_config("train", overrides, tmp_path))
-    assert first["interrupted"] and first["global_step"] == 1
-    resumed = train(compose_config("train", [*overrides, "trainer.max_steps=3"], tmp_path))
-    assert resumed["resumed_from"] == tmp_path / LAST and resumed["global_step"] == 3
-    assert torch.load(tmp_path / LAST, weights_only=True)["global_step"] == 3
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["last.ckpt", "step00000002.ckpt"]
-
-
-KILLED_WRITER = textwrap.dedent(
-    """
-    import io, sys, time
-    import torch
-    from lns.training.checkpoint_io import AtomicCheckpointIO
-
-    real_save = torch.save
-
-    def dying_save(obj, handle):
-        buffer = io.BytesIO()
-        real_save(obj, buffer)
-        handle.write(buffer.getvalue()[: buffer.tell() // 2])
-        handle.flush()
-        print("half written", flush=True)
-        time.sleep(600)
-
-    torch.save = dying_save
-    AtomicCheckpointIO().save_checkpoint({"global_step": 2, "weights": torch.ones(1_000_000)}, sys.argv[1])
-    """
-)
-
-
-def test_kill_during_checkpoint_write_keeps_the_previous_last_ckpt(tmp_path: Path) -> None:
-    from lns.training.checkpoint_io import AtomicCheckpointIO
-
-    last = tmp_path / LAST
-    AtomicCheckpointIO().save_checkpoint({"global_step": 1, "weights": torch.zeros(10)}, last)
-    before = last.read_bytes()
-    writer = subprocess.Popen(
-        [sys.executable, "-c", KILLED_WRITER, str(last)], cwd=REPO, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert writer.stdout is not None
-        assert writer.stdout.readline().strip() == "half written"
-        (partial,) = last.parent.glob(".last.ckpt.*.tmp")
-        assert partial.stat().st_size > 1_000_000
-        writer.send_signal(signal.SIGKILL)
-        writer.wait(timeout=30)
-    finally:
-        writer.kill()
-    assert writer.returncode == -signal.SIGKILL
-    assert last.read_bytes() == before
-    assert torch.load(last, weights_only=True)["global_step"] == 1
-
-
-def test_part_store_ignores_what_a_killed_write_left_behind(tmp_path: Path) -> None:
-    store = PartStore(tmp_path / "parts", {"noise": 1})
-    one = {
-        "index": np.array([0, 1]),
-        "ari": np.ones(2),
-        "ari_fg": np.ones(2),
-        "n_clusters": np.array([2, 2]),
-        "labels": np.zeros((2, 4, 4), np.int64),
-        "reconstructions": np.zeros((2, 3, 4, 4), np.float32),
-    }
-    store.write_batch(features={}, **one)
-    (tmp_path / "parts" / ".part-000002.npz.12345.tmp").write_bytes(b"PK\x03\x04 half an archive")
-    reopened = PartStore(tmp_path / "parts", {"noise": 1})
-    assert reopened.done_indices() == {0, 1}
-    assert reopened.collect().index.tolist() == [0, 1]
 
 
 # ----------------------------------------------------------------------------------------------- no overwriting

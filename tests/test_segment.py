@@ -21,7 +21,7 @@ from lns.segment import segment
 from lns.segmentation.clustering import WardClustering
 from lns.segmentation.features import image_generators, noise_features
 from lns.segmentation.source import resolve_source
-from tests.conftest import REPO, TINY_SEGMENT, compose_config
+from tests.helpers import REPO, TINY_SEGMENT, compose_config
 
 
 def run_segment_cli(data_dir: Path, out_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
@@ -35,6 +35,7 @@ def run_segment_cli(data_dir: Path, out_dir: Path, *overrides: str) -> subproces
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.e2e
 def test_segmenting_a_training_run_writes_every_output(trained_run: Path, tiny_data_dir: Path, tmp_path: Path):
     out = tmp_path / "seg"
     result = run_segment_cli(
@@ -87,6 +88,7 @@ def authors_checkpoint(tmp_path: Path) -> tuple[Path, Autoencoder]:
     return checkpoint, model
 
 
+@pytest.mark.e2e
 def test_run_segment_takes_an_authors_checkpoint(authors_checkpoint, tiny_data_dir: Path, tmp_path: Path) -> None:
     checkpoint, _ = authors_checkpoint
     out = tmp_path / "seg"
@@ -122,6 +124,7 @@ def test_pipeline_on_authors_weights_equals_their_one_image_tester(authors_check
         assert adjusted_rand_score(expected, labels[i]) == 1.0
 
 
+@pytest.mark.e2e
 def test_interrupted_segmentation_resumes_without_recomputing(trained_run: Path, tiny_data_dir: Path, tmp_path):
     out = tmp_path / "seg"
     first = run_segment_cli(tiny_data_dir, out, f"run_dir={trained_run}", *TINY_SEGMENT)
@@ -137,6 +140,7 @@ def test_interrupted_segmentation_resumes_without_recomputing(trained_run: Path,
     np.testing.assert_array_equal(np.load(out / "predictions.npz")["labels"], complete)
 
 
+@pytest.mark.e2e
 def test_finished_results_are_never_overwritten(trained_run: Path, tiny_data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "seg"
     assert run_segment_cli(tiny_data_dir, out, f"run_dir={trained_run}", *TINY_SEGMENT).returncode == 0
@@ -145,6 +149,7 @@ def test_finished_results_are_never_overwritten(trained_run: Path, tiny_data_dir
     assert "nothing was overwritten" in again.stderr
 
 
+@pytest.mark.e2e
 def test_resuming_with_other_settings_is_refused(trained_run: Path, tiny_data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "seg"
     assert run_segment_cli(tiny_data_dir, out, f"run_dir={trained_run}", *TINY_SEGMENT).returncode == 0
@@ -165,6 +170,7 @@ def test_resuming_with_other_settings_is_refused(trained_run: Path, tiny_data_di
         (["split=train"], "no masks"),
     ],
 )
+@pytest.mark.e2e
 def test_bad_settings_fail_with_one_paragraph(
     trained_run: Path, tiny_data_dir: Path, tmp_path: Path, overrides: list[str], message: str
 ) -> None:
@@ -174,6 +180,7 @@ def test_bad_settings_fail_with_one_paragraph(
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.e2e
 def test_checkpoint_that_does_not_fit_the_config_is_explained(trained_run: Path, tiny_data_dir: Path, tmp_path):
     model = Autoencoder(z_dim=5)
     checkpoint = tmp_path / "authors.pth"
@@ -190,6 +197,7 @@ def test_checkpoint_that_does_not_fit_the_config_is_explained(trained_run: Path,
     assert "z_dim" in result.stderr
 
 
+@pytest.mark.e2e
 def test_label_maps_do_not_depend_on_batch_size(trained_run: Path, tiny_data_dir: Path, tmp_path: Path) -> None:
     labels = {}
     for batch_size in (1, 4):
@@ -200,6 +208,7 @@ def test_label_maps_do_not_depend_on_batch_size(trained_run: Path, tiny_data_dir
     np.testing.assert_array_equal(labels[1], labels[4])
 
 
+@pytest.mark.e2e
 def test_float64_precision_is_recorded_and_segments(trained_run: Path, tiny_data_dir: Path, tmp_path: Path) -> None:
     overrides = [f"run_dir={trained_run}", f"paths.data_dir={tiny_data_dir}", *TINY_SEGMENT, "precision=float64"]
     result = segment(compose_config("segment", overrides, tmp_path))

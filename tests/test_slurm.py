@@ -20,10 +20,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import REPO, TINY_TRAIN
+from tests.helpers import REPO, TINY_TRAIN
 
 pytestmark = [
     pytest.mark.slurm,
+    pytest.mark.e2e,
     pytest.mark.skipif(shutil.which("sbatch") is None, reason="no sbatch: SLURM is not installed (see .ci/slurm-up)"),
 ]
 
@@ -160,3 +161,32 @@ def test_two_task_ddp_under_srun_keeps_the_geco_state_identical_on_both_ranks(ti
     assert ranks[0]["beta"] == ranks[1]["beta"] and ranks[0]["err_ema"] == ranks[1]["err_ema"]
     assert ranks[0]["weight_sum"] == ranks[1]["weight_sum"]
     assert json.loads((run / "segment" / "paper" / "summary.json").read_text())["n_images"] == 3
+
+
+def test_launcher_slurm_alone_trains_on_a_cpu_cluster_from_another_directory(tiny_data_dir: Path, tmp_path: Path):
+    """No launcher key but launcher=slurm: the job asks for no GPU, the CPU trainer's cores and no fixed memory."""
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    overrides = ["-m", "launcher=slurm", "seed=1", *TINY_TRAIN, f"paths.data_dir={tiny_data_dir}"]
+    command = [sys.executable, str(REPO / "run_train.py"), *overrides]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=420)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / "outputs" / "train" / "multirun").iterdir()
+    assert torch.load(sweep / "0" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
+    (script,) = (sweep / ".submitit").rglob("*_submission.sh")
+    requests = [line for line in script.read_text().splitlines() if line.startswith("#SBATCH")]
+    assert {"#SBATCH --cpus-per-task=4", "#SBATCH --gpus-per-node=0"} <= set(requests)
+    assert not [line for line in requests if line.startswith(("#SBATCH --gres", "#SBATCH --mem"))]
+
+
+def test_a_submission_that_sbatch_refuses_ends_in_one_paragraph_and_jobs_md_says_so(
+    tiny_data_dir: Path, tmp_path: Path
+) -> None:
+    sweep = tmp_path / "sweep"
+    result = submit_sweep(sweep, "launcher=slurm", "trainer=gpu", *SEGMENT_TINY, f"paths.data_dir={tiny_data_dir}")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    paragraph = " ".join(result.stderr.split("error: sbatch refused", 1)[1].split("\n\n", 1)[0].split())
+    assert '"Invalid generic resource (gres) specification"' in paragraph
+    assert "hydra.launcher.gpus_per_node=0" in paragraph and "trainer=cpu" in paragraph
+    assert (sweep / "jobs.md").read_text().startswith("The submission failed, so no job ran: sbatch refused")
+    assert not [path for path in sweep.iterdir() if path.is_dir() and not path.name.startswith(".")]

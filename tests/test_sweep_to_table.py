@@ -19,18 +19,21 @@ from hydra import initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 
 from lns.errors import LNSError
-from lns.final_segmentation import segmentation_configs
+from lns.final_segmentation import segment_final_checkpoint, segmentation_configs
+from lns.report import write_report
 from lns.segment import segment
+from lns.shared_segmentation import segment_once
 from lns.sweep_runs import expand_run_dir_argument, expand_run_dirs
 from lns.train import train
 from lns.training.csv_logger import continue_history
-from tests.conftest import CONF, REPO, TINY_SEGMENT, TINY_TRAIN, compose_config
+from tests.helpers import CONF, REPO, TINY_SEGMENT, TINY_TRAIN, compose_config
 
 
 def segment_config(run_dir: Path, output_dir: Path, *overrides: str):
     return compose_config("segment", [f"run_dir={run_dir}", *TINY_SEGMENT, *overrides], output_dir)
 
 
+@pytest.mark.e2e
 def test_a_run_records_its_data_folder_and_segmentation_uses_it(trained_run: Path, tiny_data_dir: Path, tmp_path):
     recorded = OmegaConf.load(trained_run / "run_config.yaml").paths.data_dir
     assert recorded == str(tiny_data_dir.absolute())
@@ -39,12 +42,14 @@ def test_a_run_records_its_data_folder_and_segmentation_uses_it(trained_run: Pat
     assert segment(cfg)["summary"]["n_images"] == 4
 
 
+@pytest.mark.e2e
 def test_the_command_line_data_folder_wins_over_the_recorded_one(trained_run: Path, tmp_path: Path) -> None:
     cfg = segment_config(trained_run, tmp_path / "seg", f"paths.data_dir={tmp_path / 'elsewhere'}")
     with pytest.raises(LNSError, match="elsewhere"):
         segment(cfg)
 
 
+@pytest.mark.e2e
 def test_a_recorded_data_folder_that_is_gone_is_named_with_the_override(trained_run: Path, tmp_path: Path) -> None:
     moved = tmp_path / "run"
     shutil.copytree(trained_run, moved)
@@ -55,6 +60,7 @@ def test_a_recorded_data_folder_that_is_gone_is_named_with_the_override(trained_
         segment(segment_config(moved, tmp_path / "seg"))
 
 
+@pytest.mark.e2e
 def test_a_run_trained_before_the_data_folder_was_recorded_uses_the_default(
     trained_run: Path, tiny_data_dir: Path, tmp_path: Path
 ) -> None:
@@ -155,6 +161,7 @@ class TerminateAtStep(pl.Callback):
             os.kill(os.getpid(), signal.SIGTERM)
 
 
+@pytest.mark.e2e
 def test_a_resumed_run_continues_one_metrics_file_identical_to_an_uninterrupted_one(
     tiny_data_dir: Path, tmp_path: Path
 ) -> None:
@@ -184,6 +191,7 @@ def run_train_cli(*overrides: str, timeout: int = 600) -> subprocess.CompletedPr
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.e2e
 def test_a_training_sweep_segments_its_runs_and_ends_with_the_report_failed_jobs_included(
     tiny_data_dir: Path, tmp_path: Path
 ) -> None:
@@ -214,6 +222,7 @@ def test_a_training_sweep_segments_its_runs_and_ends_with_the_report_failed_jobs
     assert {"table.csv", "claims.md"} <= set(os.listdir(sweep))
 
 
+@pytest.mark.e2e
 def test_a_run_recorded_before_a_setting_existed_still_resumes(trained_run: Path, tiny_data_dir: Path, tmp_path):
     old = tmp_path / "old_run"
     shutil.copytree(trained_run, old)
@@ -226,6 +235,7 @@ def test_a_run_recorded_before_a_setting_existed_still_resumes(trained_run: Path
     assert result["resumed_from"] == old / "checkpoints" / "last.ckpt" and result["global_step"] == 6
 
 
+@pytest.mark.e2e
 def test_a_multirun_from_another_directory_writes_its_sweep_under_that_directory(tiny_data_dir: Path, tmp_path):
     """No hydra.sweep.dir on the command line: the default sweep directory must resolve (outputs/ of the cwd)."""
     overrides = [o for o in TINY_TRAIN if not o.startswith("trainer.max_steps")]
@@ -237,3 +247,50 @@ def test_a_multirun_from_another_directory_writes_its_sweep_under_that_directory
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep,) = (tmp_path / "outputs" / "train" / "multirun").iterdir()
     assert (sweep / "0" / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.e2e
+def test_segment_table_runs_every_method_the_report_compares(trained_run: Path, tiny_data_dir: Path, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    overrides = [*TINY_TRAIN, f"paths.data_dir={tiny_data_dir}", "segment=table", "segment.test_num=2"]
+    cfg = compose_config("train", [*overrides, "segment.figures_num=0", "+segment.clustering.backend.workers=1"], run)
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        results = segment_final_checkpoint(cfg, run)
+    assert len(results) == 10 and all(r["summary"]["n_images"] == 2 for r in results.values())
+    report = write_report([run / "segment"])
+    assert report.table.columns == [
+        "AE",
+        "AE (output noise)",
+        "AE (jacobian)",
+        "AE (activations decoder.14)",
+        "AE (activations decoder.14, random weights)",
+        "AE (random weights)",
+        "felzenszwalb",
+        "rgb",
+        "rgbxy",
+        "slic",
+    ]
+    claims = (run / "segment" / "claims.md").read_text()
+    assert "LNS beats other unsupervised models" in claims and "Does segmentation need a trained network" in claims
+
+
+def test_a_shared_segmentation_is_done_by_the_first_job_and_read_by_the_others(tmp_path: Path) -> None:
+    registry = tmp_path / "sweep" / ".shared" / "kanizsa.rgb.0123.lock"
+    done = []
+
+    def segment_into(out_dir: Path):
+        def run() -> dict:
+            out_dir.mkdir(parents=True)
+            (out_dir / "summary.json").write_text("{}")
+            done.append(out_dir)
+            return {"out_dir": out_dir}
+
+        return run
+
+    first, second = tmp_path / "0" / "rgb", tmp_path / "1" / "rgb"
+    assert segment_once(registry, first, segment_into(first), lambda d: {"out_dir": d})["out_dir"] == first
+    assert segment_once(registry, second, segment_into(second), lambda d: {"out_dir": d})["out_dir"] == first
+    assert done == [first]
+    shutil.rmtree(first)  # its result is gone: the next job segments for itself
+    assert segment_once(registry, second, segment_into(second), lambda d: {"out_dir": d})["out_dir"] == second

@@ -16,10 +16,8 @@ import pytest
 import pytorch_lightning as pl
 import submitit
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from pytorch_lightning.plugins.environments import SLURMEnvironment
 
 from lns.atomic import atomic_write_text
@@ -27,24 +25,8 @@ from lns.data.catalog import GG_DATASETS
 from lns.report.__main__ import main as report_main
 from lns.train import build_trainer, train
 from lns.training.requeue import CheckpointBeforeRequeue, submitit_signal
-from tests.conftest import CONF, REPO, TINY_SEGMENT, TINY_TRAIN, compose_config
-from tests.test_wandb import offline_runs, read_run
-
-
-def compose_with_hydra(name: str, overrides: list[str]) -> DictConfig:
-    """The config including its ``hydra`` node, as a multirun sees it."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(name, overrides=overrides, return_hydra_config=True)
-
-
-def sweep_jobs(cfg: DictConfig, command_line: list[str]) -> list[dict[str, str]]:
-    """The jobs Hydra's basic sweeper makes from ``hydra.sweeper.params`` and the command line, as dicts."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-
-    params = [f"{key}={value}" for key, value in cfg.hydra.sweeper.params.items()]
-    overrides = OverridesParser.create().parse_overrides([*params, *command_line])
-    batches = BasicSweeper.split_arguments(overrides, None)
-    return [dict(item.split("=", 1) for item in job) for batch in batches for job in batch]
+from tests.helpers import REPO, TINY_SEGMENT, TINY_TRAIN, compose_config, compose_with_hydra, sweep_jobs
+from tests.helpers.wandb_files import offline_runs, read_run
 
 
 def test_table1_preset_sweeps_six_datasets_two_models_three_seeds_with_paper_settings() -> None:
@@ -111,6 +93,7 @@ def wait_for(paths: list[Path], process: subprocess.Popen, log: Path, timeout_s:
         time.sleep(0.1)
 
 
+@pytest.mark.e2e
 def test_local_launcher_runs_two_jobs_and_a_preempted_job_resumes_where_it_stopped(
     tiny_data_dir: Path, tmp_path: Path
 ) -> None:
@@ -174,6 +157,7 @@ class SignalAtStep(pl.Callback):
             os.kill(os.getpid(), submitit_signal())
 
 
+@pytest.mark.e2e
 def test_submitit_handler_runs_only_after_the_current_step_is_saved(
     tiny_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -283,6 +267,7 @@ class RecordRequeueHandler(pl.Callback):
         self.seen.append(signal.getsignal(signal.SIGUSR1))
 
 
+@pytest.mark.e2e
 def test_under_slurm_lightning_leaves_requeueing_to_submitit(
     tiny_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -315,6 +300,7 @@ def test_under_slurm_lightning_leaves_requeueing_to_submitit(
     assert RecordRequeueHandler.seen == [default]
 
 
+@pytest.mark.e2e
 def test_segment_multirun_over_two_noise_values_feeds_the_report_and_wandb(
     trained_run: Path, tiny_data_dir: Path, tmp_path: Path
 ) -> None:
@@ -352,6 +338,7 @@ def test_segment_multirun_over_two_noise_values_feeds_the_report_and_wandb(
     assert (sweep_dir / "ari_vs_std.png").stat().st_size > 0
 
 
+@pytest.mark.e2e
 def test_a_user_error_in_one_job_does_not_stop_the_rest_of_the_sweep(
     trained_run: Path, tiny_data_dir: Path, tmp_path: Path
 ) -> None:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lns.train import train
-from tests.conftest import CONF, REPO, TINY_TRAIN, compose_config
+from tests.helpers import CONF, REPO, TINY_TRAIN, compose_config
 
 
 def run_train_cli(data_dir: Path, run_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
@@ -26,6 +26,7 @@ def run_train_cli(data_dir: Path, run_dir: Path, *overrides: str) -> subprocess.
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.e2e
 def test_run_train_writes_checkpoints_config_logs_and_figures(tiny_data_dir: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     result = run_train_cli(tiny_data_dir, run_dir)
@@ -39,6 +40,7 @@ def test_run_train_writes_checkpoints_config_logs_and_figures(tiny_data_dir: Pat
     assert "run directory" in result.stdout
 
 
+@pytest.mark.e2e
 def test_missing_dataset_is_one_paragraph_with_the_generate_command(tmp_path: Path) -> None:
     result = run_train_cli(tmp_path / "nowhere", tmp_path / "run")
     assert result.returncode == 1
@@ -51,6 +53,7 @@ def _final_state(cfg) -> dict[str, torch.Tensor]:
     return checkpoint["state_dict"]
 
 
+@pytest.mark.e2e
 def test_resume_continues_exactly_like_an_uninterrupted_run(tiny_data_dir: Path, tmp_path: Path) -> None:
     common = [
         *TINY_TRAIN,
@@ -77,6 +80,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tiny_data_dir: Path,
 
 
 @pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
+@pytest.mark.e2e
 def test_every_experiment_composes_and_trains_one_step(experiment: str, tiny_data_dir: Path, tmp_path: Path) -> None:
     cfg = compose_config(
         "train",
@@ -99,6 +103,7 @@ def test_paper_preset_has_the_paper_settings(tmp_path: Path) -> None:
     assert cfg.model.variational
 
 
+@pytest.mark.e2e
 def test_ddp_sim_keeps_geco_state_identical_on_both_ranks(tiny_data_dir: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "ddp"
     result = run_train_cli(

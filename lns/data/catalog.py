@@ -19,6 +19,8 @@ DATASET_FOLDERS: dict[str, str] = {
 GG_DATASETS: tuple[str, ...] = tuple(name for name in DATASET_FOLDERS if name != "celeba")
 SUPPORTED_IMAGE_SIZES: tuple[int, ...] = (64, 256)
 HIGH_RES_SUFFIX = "_256"
+# The dataset size of the quick start (`make demo`): enough for the quick-start preset, made in seconds.
+QUICK_START_SIZES: dict[str, int] = {"n_train": 3000, "n_valid": 300, "n_test": 100}
 
 
 def check_name(name: str) -> str:

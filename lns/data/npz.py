@@ -24,7 +24,7 @@ from types import TracebackType
 import numpy as np
 
 from lns.atomic import replace_durably
-from lns.data.catalog import SUPPORTED_IMAGE_SIZES, generate_command, name_from_folder
+from lns.data.catalog import QUICK_START_SIZES, SUPPORTED_IMAGE_SIZES, generate_command, name_from_folder
 from lns.errors import LNSError
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test_1", "test")
@@ -162,13 +162,22 @@ def validate_split_arrays(
 
 
 def _regenerate_hint(root: Path, name: str | None, data_dir: Path | None, *, overwrite: bool) -> str:
+    """The command that makes the dataset: "Generate it" at the quick start's size when the folder is missing,
+    "Regenerate it" (with ``overwrite=true``) when it is incomplete or damaged."""
     known = name_from_folder(root.name)
     key = name or (known[0] if known else None)
     size = known[1] if known else 64
+    verb = "Regenerate" if overwrite else "Generate"
     if key is None:
-        return "Regenerate the dataset with `python -m data_gen dataset=<name> paths.data_dir=<dir>`."
+        return f"{verb} the dataset with `python -m data_gen dataset=<name> paths.data_dir=<dir>`."
     command = generate_command(key, data_dir if data_dir is not None else root.parent, size)
-    return f"Regenerate it with `{command}{' overwrite=true' if overwrite else ''}`."
+    if overwrite:
+        return f"Regenerate it with `{command} overwrite=true`."
+    sizes = " ".join(f"{setting}={count}" for setting, count in QUICK_START_SIZES.items())
+    return (
+        f"Generate it with `{command} {sizes}` (the quick start's size, seconds to make; without the n_ settings "
+        "it makes the full 30,000 training images)."
+    )
 
 
 def _read_header(handle: zipfile.ZipExtFile) -> tuple[tuple[int, ...], np.dtype, int]:
@@ -213,8 +222,9 @@ def _squeeze_trailing(labels: np.ndarray | None) -> np.ndarray | None:
     return labels
 
 
-def load_split(dataset_dir: Path, split: str, *, name: str | None = None, data_dir: Path | None = None) -> SplitArrays:
-    """Load and validate one split of a dataset folder (ours or the authors')."""
+def split_file(dataset_dir: Path, split: str, *, name: str | None = None, data_dir: Path | None = None) -> Path:
+    """The ``<split>.npz`` file of a dataset folder; a missing folder or file is an :class:`LNSError` with the
+    ``python -m data_gen`` command that makes it (reads nothing, so it can run before the data are needed)."""
     if split not in SPLITS:
         raise LNSError(f"Unknown split {split!r}. Valid splits are: {', '.join(SPLITS)}.")
     root = Path(dataset_dir)
@@ -229,6 +239,13 @@ def load_split(dataset_dir: Path, split: str, *, name: str | None = None, data_d
             f"{path} is missing (the folder holds {', '.join(present) or 'no .npz files'}), so the dataset "
             f"is incomplete. {_regenerate_hint(root, name, data_dir, overwrite=True)}"
         )
+    return path
+
+
+def load_split(dataset_dir: Path, split: str, *, name: str | None = None, data_dir: Path | None = None) -> SplitArrays:
+    """Load and validate one split of a dataset folder (ours or the authors')."""
+    path = split_file(dataset_dir, split, name=name, data_dir=data_dir)
+    root = path.parent
     fix = _regenerate_hint(root, name, data_dir, overwrite=True)
     try:
         raw = _read_npz(path, ARRAY_KEYS if split in MASKED_SPLITS else ("images",))

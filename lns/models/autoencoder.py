@@ -79,6 +79,8 @@ def _init_weights(module: nn.Module) -> None:
 class Autoencoder(nn.Module):
     """Deterministic (AE) or variational (VAE) convolutional autoencoder whose decoder outputs logits."""
 
+    decodes_logits = True
+
     def __init__(self, z_dim: int = 15, variational: bool = False, channels: int = 3, image_size: int = 64):
         super().__init__()
         if image_size not in SUPPORTED_IMAGE_SIZES:

@@ -3,7 +3,7 @@
 from lns.objectives.base import Objective
 from lns.objectives.geco import GecoObjective
 from lns.objectives.simple import BetaObjective, CapacityObjective, ReconstructionObjective
-from lns.objectives.terms import kl_divergence, reconstruction_error
+from lns.objectives.terms import image_reconstruction_error, kl_divergence, reconstruction_error
 
 __all__ = [
     "BetaObjective",
@@ -11,6 +11,7 @@ __all__ = [
     "GecoObjective",
     "Objective",
     "ReconstructionObjective",
+    "image_reconstruction_error",
     "kl_divergence",
     "reconstruction_error",
 ]

@@ -28,3 +28,10 @@ def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
     mu, logvar = at_least_float32(mu), at_least_float32(logvar)
     per_dim = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
     return per_dim.flatten(1).sum(dim=1).mean()
+
+
+def image_reconstruction_error(images: Tensor, target: Tensor) -> Tensor:
+    """Sum over pixels and channels of the squared error of images in [0, 1] vs target, over batch size (for a
+    decoder that returns images rather than logits)."""
+    images = at_least_float32(images)
+    return F.mse_loss(images, target.to(images.dtype), reduction="sum") / images.shape[0]

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from lns.errors import LNSError
-from lns.report.claims import claims_markdown
+from lns.report.claims import ClaimRuns, claims_markdown
 from lns.report.collect import Reference, Run, collect_runs, read_reference
 from lns.report.depth import depth_lines, save_depth_plot
 from lns.report.figures import method_figures
@@ -49,8 +50,11 @@ def write_report(
     data_dir: str | Path | None = None,
 ) -> Report:
     """Write table.md, table.csv, claims.md, the sensitivity plots and the method comparison pictures
-    (``methods_<dataset>.png``, with input images and ground truth from ``data_dir`` when given) into `out`
-    (default: the first dir)."""
+    (``methods_<dataset>.png``, with input images and ground truth from ``data_dir`` when given) into `out`.
+
+    Without `out`, a report over one directory goes into it (a sweep's own report); one over several goes into a
+    new folder, ``outputs/report/<date-time>/`` under the working directory, so that no sweep's own report is
+    overwritten unless `out` names it."""
     if not dirs:
         raise LNSError("No input directories given: pass the segmentation output directories to report on.")
     runs = collect_runs(dirs)
@@ -70,6 +74,13 @@ def write_report(
             f"{len(flagged)} of these runs are marked: their model learned nothing ('no signal': the decoder "
             "does not respond to latent noise; 'not learning': the training run's health check failed)"
         )
+    unchecked = [run for run in chosen if run.unchecked and not run.issue]
+    if unchecked:
+        notes.append(
+            f"{len(unchecked)} of these runs are marked 'health not checked': their training ended before its "
+            "health checks begin (callbacks.health.start_step), so nothing says whether the model learned; the "
+            "run's health.json says when it ended"
+        )
     notes += [
         f"reference row {r.dataset}/{r.model} ({r.source}) matches no dataset/variant of ours"
         for r in unused_references(table, references)
@@ -80,7 +91,7 @@ def write_report(
         for param, found in lines.items()
         if not found
     ]
-    out_dir = Path(out) if out is not None else Path(dirs[0])
+    out_dir = default_report_dir(dirs) if out is None else Path(out).absolute()
     out_dir.mkdir(parents=True, exist_ok=True)
     pictures, picture_notes = method_figures(
         chosen, out_dir, table.columns, Path(data_dir) if data_dir is not None else None
@@ -97,14 +108,27 @@ def write_report(
     depth = depth_lines(runs)  # noise.site sweeps: ari_vs_depth.png
     files += [save_depth_plot(depth, out_dir / "ari_vs_depth.png")] if depth else []
     files += pictures
-    (out_dir / "claims.md").write_text(claims_of_learned_models(runs, chosen, references))
+    (out_dir / "claims.md").write_text(claims_of_learned_models(runs, chosen, references, table))
     files.append(out_dir / "claims.md")
     return Report(table, markdown, notes, files)
 
 
-def claims_of_learned_models(runs: Sequence[Run], chosen: Sequence[Run], references: Sequence[Reference]) -> str:
-    """claims.md from the runs whose model learned something; it says how many runs it left out."""
+def default_report_dir(dirs: Sequence[str | Path]) -> Path:
+    """Where a report goes without ``out``: the one input directory, else a new ``outputs/report/<date-time>``."""
+    if len(dirs) == 1:
+        return Path(dirs[0]).absolute()
+    return Path.cwd() / "outputs" / "report" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
+
+
+def claims_of_learned_models(
+    runs: Sequence[Run], chosen: Sequence[Run], references: Sequence[Reference], table: Table
+) -> str:
+    """claims.md from the runs whose model learned something; it says how many runs it left out, and where a
+    claim is not checkable only because of them (``table``: every chosen run), that they were left out and why."""
     learned = [run for run in runs if not run.issue]
-    table = build_table([run for run in chosen if not run.issue], references)
+    learned_table = build_table([run for run in chosen if not run.issue], references)
     lines = {param: sweeps(learned, param) for param in ("std", "perturb_num")}
-    return claims_markdown(table, lines["std"], lines["perturb_num"], left_out=len(runs) - len(learned))
+    every_run = ClaimRuns(table, sweeps(runs, "std"), sweeps(runs, "perturb_num"))
+    return claims_markdown(
+        learned_table, lines["std"], lines["perturb_num"], left_out=len(runs) - len(learned), every_run=every_run
+    )

@@ -14,7 +14,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lns.report", description=__doc__)
     parser.add_argument("dirs", nargs="+", help="directories searched recursively for summary.json")
     parser.add_argument("--reference", help="CSV with columns dataset,model,ari_mean,ari_std,source")
-    parser.add_argument("--out", help="output directory (default: the first DIR)")
+    parser.add_argument(
+        "--out", help="output directory (default: DIR when there is one, else a new outputs/report/<date-time>)"
+    )
     parser.add_argument("--std", type=float, help="table uses only noise runs with this noise std")
     parser.add_argument("--perturb-num", type=int, help="table uses only noise runs with this perturb_num")
     parser.add_argument("--data-dir", help="datasets folder: input images and ground truth in methods_<dataset>.png")

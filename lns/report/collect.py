@@ -37,6 +37,7 @@ class Run:
     issue: str | None = None  # "no signal" / "not learning" (summary.json's health entry); None: healthy or unchecked
     relative: bool = False  # noise.relative: the noise std was scaled by the site's RMS activation
     data_dir: Path | None = None  # the datasets' folder the segmentation read (older summaries do not say)
+    unchecked: bool = False  # the training run ended before its health checks began (health.training_not_checked)
 
     @property
     def depth_only(self) -> bool:
@@ -136,6 +137,8 @@ def read_summary(path: Path) -> Run:
     layer, split = method.get("layer"), str(data.get("split", "test"))
     # weights=random is the untrained control on purpose: its health is no verdict on the run.
     issue = _health_issue(path, data) if weights == "trained" else None
+    health = data.get("health")
+    unchecked = weights == "trained" and isinstance(health, dict) and bool(health.get("training_not_checked"))
     return Run(
         path,
         dataset,
@@ -152,6 +155,7 @@ def read_summary(path: Path) -> Run:
         issue,
         relative,
         Path(data["data_dir"]) if isinstance(data.get("data_dir"), str) else None,
+        unchecked,
     )
 
 

@@ -51,14 +51,15 @@ def line_label(run: Run) -> str:
 
 
 def depth_lines(runs: Sequence[Run]) -> dict[tuple[str, str], list[DepthPoint]]:
-    """Mean ARI per noise site for each (dataset, line label), sites in depth order; only lines over 2+ sites."""
+    """Mean ARI per noise site for each (dataset, line label), sites in depth order; only lines over two or more
+    sites of which at least one is a layer inside the network (the latent and the output alone show no depth)."""
     grouped: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for run in runs:
         if run.features in ("noise", "jacobian") and run.site is not None:
             grouped[run.dataset, line_label(run)][run.site].append(run.ari_mean)
     lines = {}
     for key, by_site in grouped.items():
-        if len(by_site) > 1:
+        if len(by_site) > 1 and any(site not in (LATENT, OUTPUT) for site in by_site):
             sites = sorted(by_site, key=lambda site: (site_depth(site), site))
             lines[key] = [DepthPoint(site, *_summary(by_site[site])) for site in sites]
     order = {name: i for i, name in enumerate(dataset_order(key[0] for key in lines))}

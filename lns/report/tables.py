@@ -28,6 +28,7 @@ class Cell:
     n: int | None
     flagged: int = 0  # runs whose model learned nothing (Run.issue set)
     issue: str | None = None  # their issue(s), e.g. "no signal"
+    unchecked: int = 0  # other runs whose training ended before its health checks began (Run.unchecked)
 
 
 @dataclass(frozen=True)
@@ -84,13 +85,19 @@ def build_table(runs: Sequence[Run], references: Sequence[Reference] = ()) -> Ta
     """Datasets x variants (only variants with data); each reference column follows its matching variant."""
     grouped: dict[tuple[str, str], list[float]] = defaultdict(list)
     issues: dict[tuple[str, str], list[str]] = defaultdict(list)
+    unchecked: dict[tuple[str, str], int] = defaultdict(int)
     roles = {}
     for run in runs:
         grouped[run.dataset, run.variant].append(run.ari_mean)
         roles[run.variant] = run.role
         if run.issue:
             issues[run.dataset, run.variant].append(run.issue)
-    cells = {key: flag_cell(aggregate(values), issues[key]) for key, values in grouped.items()}
+        elif run.unchecked:
+            unchecked[run.dataset, run.variant] += 1
+    cells = {
+        key: replace(flag_cell(aggregate(values), issues[key]), unchecked=unchecked[key])
+        for key, values in grouped.items()
+    }
     datasets = dataset_order(run.dataset for run in runs)
     uses_model = {run.variant: run.uses_model for run in runs}
     variants = sorted(uses_model, key=lambda v: (_variant_rank(v), not uses_model[v], v))
@@ -162,34 +169,51 @@ def flag_cell(cell: Cell, issues: Sequence[str]) -> Cell:
     return replace(cell, flagged=len(issues), issue=", ".join(sorted(set(issues))) or None)
 
 
+def cell_marks(cell: Cell) -> list[str]:
+    """What a cell's runs say about their models: ``no signal`` / ``not learning`` (all runs) or ``1 no signal``
+    (some), and ``health not checked`` (all runs) or ``2 health not checked`` (some)."""
+    marks = []
+    if cell.flagged:
+        marks.append(cell.issue if cell.flagged == cell.n else f"{cell.flagged} {cell.issue}")
+    if cell.unchecked:
+        marks.append("health not checked" if cell.unchecked == cell.n else f"{cell.unchecked} health not checked")
+    return marks
+
+
 def format_cell(cell: Cell | None) -> str:
     """Text like '0.600 ± 0.082 (n=3)'; reference cells have no n; missing cells are a dash.
 
     Cells of models that learned nothing say so: '0.000 (no signal, n=1)' when every run is affected,
-    '0.400 ± 0.100 (n=3, 1 no signal)' when some are.
+    '0.400 ± 0.100 (n=3, 1 no signal)' when some are; runs too short for the training health checks add
+    'health not checked'.
     """
     if cell is None:
         return "–"
     if cell.flagged and cell.flagged == cell.n:
         return f"{cell.mean:.3f} ({cell.issue}, n={cell.n})"
-    if cell.flagged:
-        return f"{cell.mean:.3f} ± {cell.std:.3f} (n={cell.n}, {cell.flagged} {cell.issue})"
     text = f"{cell.mean:.3f}"
     if cell.std is not None:
         text += f" ± {cell.std:.3f}"
-    return text + (f" (n={cell.n})" if cell.n is not None else "")
+    if cell.n is None:
+        return text
+    return f"{text} ({', '.join([f'n={cell.n}', *cell_marks(cell)])})"
 
 
 def write_csv(table: Table, path: Path) -> Path:
-    """One row per dataset; for every column `<column> mean`, `<column> std`, `<column> n`."""
+    """One row per dataset; for every column `<column> mean`, `<column> std`, `<column> n` and `<column> marks`
+    (:func:`cell_marks`, separated by '; ')."""
+    parts = ("mean", "std", "n", "marks")
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["dataset"] + [f"{c} {part}" for c in table.columns for part in ("mean", "std", "n")])
+        writer.writerow(["dataset"] + [f"{c} {part}" for c in table.columns for part in parts])
         for dataset in table.datasets:
             row: list[object] = [dataset]
             for column in table.columns:
                 cell = table.get(dataset, column)
-                row += ["", "", ""] if cell is None else [cell.mean, _blank(cell.std), _blank(cell.n)]
+                if cell is None:
+                    row += [""] * len(parts)
+                else:
+                    row += [cell.mean, _blank(cell.std), _blank(cell.n), "; ".join(cell_marks(cell))]
             writer.writerow(row)
     return path
 

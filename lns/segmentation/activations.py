@@ -10,15 +10,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lns.errors import LNSError
-from lns.models import Autoencoder
+from lns.models.adapter import ModelAdapter, as_adapter
 from lns.models.layers import layer_by_name
 from lns.segmentation.methods import MethodInput, MethodOutput
 
 UPSAMPLING = ("nearest", "bilinear")
 
 
-def layer_output(model: Autoencoder, layer: nn.Module, image: Tensor) -> Tensor:
-    """What ``layer`` outputs while ``model`` encodes one image (1, C, H, W) and decodes its latent mean."""
+def layer_output(model: ModelAdapter, layer: nn.Module, image: Tensor) -> Tensor:
+    """What ``layer`` outputs (first) while ``model`` encodes one image (1, C, H, W) and decodes its latent mean."""
     captured: list[Tensor] = []
     handle = layer.register_forward_hook(lambda _module, _inputs, output: captured.append(output))
     try:
@@ -26,6 +26,12 @@ def layer_output(model: Autoencoder, layer: nn.Module, image: Tensor) -> Tensor:
             model.decode(model.latent_mean(image))
     finally:
         handle.remove()
+    if not captured or not isinstance(captured[0], Tensor):
+        raise LNSError(
+            f"The chosen layer ({type(layer).__name__}) "
+            f"{'never runs' if not captured else 'does not output one tensor'} while {model.name} encodes and "
+            "decodes an image; pick a layer of the network that does."
+        )
     return captured[0]
 
 
@@ -55,8 +61,8 @@ class ActivationMethod:
     layer: str = "decoder.14"
     upsample: str = "bilinear"
 
-    def check(self, model: Autoencoder) -> None:
-        layer_by_name(model, self.layer, key="features.layer")
+    def check(self, model: ModelAdapter) -> None:
+        layer_by_name(as_adapter(model).module, self.layer, key="features.layer")
         if self.upsample not in UPSAMPLING:
             raise LNSError(f"features.upsample={self.upsample} is unknown; valid: {', '.join(UPSAMPLING)}.")
 
@@ -64,10 +70,9 @@ class ActivationMethod:
         return {"name": "activations", "uses_model": True, "layer": self.layer, "upsample": self.upsample}
 
     def __call__(self, batch: MethodInput) -> MethodOutput:
-        layer = layer_by_name(batch.model, self.layer, key="features.layer")
+        model = as_adapter(batch.model)
+        layer = layer_by_name(model.module, self.layer, key="features.layer")
         size = tuple(batch.images.shape[-2:])
         # One image per forward pass, as for the latent means: labels then do not depend on the batch size.
-        maps = [
-            activation_map(layer_output(batch.model, layer, image[None]), size, self.upsample) for image in batch.images
-        ]
+        maps = [activation_map(layer_output(model, layer, image[None]), size, self.upsample) for image in batch.images]
         return MethodOutput(torch.cat(maps))

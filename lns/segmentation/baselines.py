@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from lns.errors import LNSError
-from lns.models import Autoencoder
+from lns.models.adapter import ModelAdapter
 from lns.segmentation.clustering import _available_cpus, _limit_blas_threads, canonical_labels
 from lns.segmentation.methods import MethodInput, MethodOutput
 
@@ -38,7 +38,7 @@ def position_features(images: Tensor, weight: float) -> Tensor:
 class ColourMethod:
     """``features=rgb``: the clean image's pixel colours, clustered by the ``clustering`` group."""
 
-    def check(self, model: Autoencoder) -> None:
+    def check(self, model: ModelAdapter) -> None:
         """Colours need no model: nothing to check."""
 
     def record(self) -> dict[str, Any]:
@@ -54,7 +54,7 @@ class ColourPositionMethod:
 
     position_weight: float = 1.0
 
-    def check(self, model: Autoencoder) -> None:
+    def check(self, model: ModelAdapter) -> None:
         if not self.position_weight >= 0:
             raise LNSError(
                 f"features.position_weight={self.position_weight} must be >= 0: it scales the pixel coordinates "
@@ -172,7 +172,7 @@ class SuperpixelMethod:
         self.parameters = parameters
         self._pool = ImagePool(workers)
 
-    def check(self, model: Autoencoder) -> None:
+    def check(self, model: ModelAdapter) -> None:
         if self.workers < 0:
             raise LNSError(f"features.workers={self.workers} must be >= 0 (0 = one process per CPU).")
         for name, value in self.parameters.items():

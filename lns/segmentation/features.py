@@ -10,12 +10,14 @@ import torch
 from torch import Tensor
 
 from lns.errors import LNSError
+from lns.segmentation.noise_checks import check_directions, check_noise
 
 Decoder = Callable[[Tensor], Tensor]
 """Maps latents (M, z) to logits (M, C, H, W)."""
 
 Probabilities = Callable[[Tensor], Tensor]
-"""Maps activations at a noise site (M, *site shape) to images in [0, 1] (M, C, H, W)."""
+"""Maps activations at a noise site (M, *site shape) to images in [0, 1] (M, C, H, W). Where the features get a
+``context``, it is called as ``probabilities(activations, context)``, with each copy's row of the context."""
 
 SITES = ("latent", "output")
 
@@ -50,37 +52,6 @@ def difference_features(decodings: Tensor, eps: float = 1e-12) -> Tensor:
     differences = decodings[:, :-1] - decodings[:, 1:]
     differences = differences / torch.linalg.vector_norm(differences, dim=1, keepdim=True).clamp_min(eps)
     return differences.permute(0, 3, 4, 2, 1).reshape(batch, height * width, -1)
-
-
-def check_noise_settings(std: float, perturb_num: int, site: str) -> None:
-    """Raise :class:`LNSError` for a noise std <= 0, fewer than 2 perturbations or an empty noise site.
-
-    Whether a named site exists depends on the model; :func:`lns.segmentation.sites.split_model` checks that.
-    """
-    _check_noise(std, perturb_num)
-    if not isinstance(site, str) or not site:
-        raise LNSError(
-            f"noise.site={site!r} must name where the noise goes: latent, output (the paper's control) or a "
-            "layer of the model such as encoder.3 or decoder.5 (as print(model) shows them)."
-        )
-
-
-def _check_noise(std: float, perturb_num: int) -> None:
-    if not std > 0:
-        raise LNSError(f"noise.std={std} must be positive (the paper uses 0.001).")
-    if perturb_num < 2:
-        raise LNSError(
-            f"noise.perturb_num={perturb_num} must be at least 2 to form differences (the paper uses 10 or more)."
-        )
-
-
-def check_directions(directions: int) -> None:
-    """Raise :class:`LNSError` unless the Jacobian gets at least one direction."""
-    if directions < 1:
-        raise LNSError(
-            f"features.directions={directions} must be at least 1: it is the number of directions along which "
-            "the Jacobian at the noise site is taken (exact when the site has at most that many units)."
-        )
 
 
 def _check_means(means: Tensor) -> None:
@@ -134,6 +105,7 @@ def site_noise_features(
     chunk_size: int = 200,
     relative: bool = False,
     draw_at_once: bool = False,
+    context: Tensor | None = None,
 ) -> Tensor:
     """LNS pixel features (B, H*W, C*(T-1)) from T = perturb_num noisy copies of each image's site activations.
 
@@ -142,10 +114,11 @@ def site_noise_features(
     ``probabilities`` in calls of exactly chunk_size copies, the last one padded with zeros: convolution kernels
     pick their algorithm (and rounding) by batch shape, and with a fixed shape a copy's result never depends on
     what it was batched with (at sigma=1e-3 that rounding alone would move ward's near-ties). Only one chunk of
-    noisy copies exists at a time.
+    noisy copies exists at a time. ``context`` (B, ...): what else the network after the site needs of each image
+    (its input or latent mean); every copy gets its image's row, padding gets zeros.
     """
     _check_chunk_size(chunk_size)
-    _check_noise(std, perturb_num)
+    check_noise(std, perturb_num)
     batch = activations.shape[0]
     if len(generators) != batch:
         raise LNSError(f"Need one noise generator per image: got {len(generators)} for {batch} images.")
@@ -158,11 +131,16 @@ def site_noise_features(
         for start in range(0, total, chunk_size):
             end = min(start + chunk_size, total)
             block = plain.new_zeros((chunk_size, *plain.shape[1:]))
+            rows = None if context is None else context.new_zeros((chunk_size, *context.shape[1:]))
             for image in range(start // perturb_num, (end - 1) // perturb_num + 1):
                 low, high = max(start, image * perturb_num), min(end, (image + 1) * perturb_num)
                 noise = torch.stack([next(draws[image]) for _ in range(high - low)])
                 block[low - start : high - start] = plain[image] + scales[image] * noise
-            decoded.append(probabilities(_in_layout_of(block, activations))[: end - start])
+                if rows is not None:
+                    rows[low - start : high - start] = context[image]
+            block = _in_layout_of(block, activations)
+            output = probabilities(block) if rows is None else probabilities(block, rows)
+            decoded.append(output[: end - start])
         decodings = torch.cat(decoded)
     return difference_features(decodings.reshape(batch, perturb_num, *decodings.shape[1:]))
 
@@ -215,8 +193,18 @@ def jacobian_directions(
     return torch.randn((directions, *shape), generator=generator, dtype=torch.float64).to(device, dtype)
 
 
+def _with_context(probabilities: Probabilities, context: Tensor) -> Probabilities:
+    """``probabilities`` with its context rows bound: activations -> images."""
+    return lambda activations: probabilities(activations, context)
+
+
 def site_jacobian_features(
-    probabilities: Probabilities, activations: Tensor, *, directions: Tensor, chunk_size: int = 64
+    probabilities: Probabilities,
+    activations: Tensor,
+    *,
+    directions: Tensor,
+    chunk_size: int = 64,
+    context: Tensor | None = None,
 ) -> Tensor:
     """Unit-normalised rows of J V at each image's activations: (B, H*W, C*D).
 
@@ -224,7 +212,7 @@ def site_jacobian_features(
     (torch.func.jvp, vmapped over the D directions) on chunks of at most chunk_size images, so memory per chunk is
     about chunk_size * D times the activations of the layers after the site. Assumes every image is mapped
     independently (true for the models in eval mode). Features per pixel are channel-major (c0 d1..D, c1 ...);
-    zero rows stay zero.
+    zero rows stay zero. ``context`` (B, ...): passed along, chunk by chunk, as in :func:`site_noise_features`.
     """
     _check_chunk_size(chunk_size)
     if directions.shape[1:] != activations.shape[1:]:
@@ -235,11 +223,15 @@ def site_jacobian_features(
     count = directions.shape[0]
     parts = []
     with torch.no_grad():
-        for chunk in activations.split(chunk_size):
+        for start in range(0, len(activations), chunk_size):
+            chunk = activations[start : start + chunk_size]
             tangents = directions[:, None].expand(count, *chunk.shape)
+            function = probabilities
+            if context is not None:
+                function = _with_context(probabilities, context[start : start + chunk_size])
 
-            def directional(tangent: Tensor, chunk: Tensor = chunk) -> Tensor:
-                return torch.func.jvp(probabilities, (chunk,), (tangent,))[1]
+            def directional(tangent: Tensor, chunk: Tensor = chunk, function: Probabilities = function) -> Tensor:
+                return torch.func.jvp(function, (chunk,), (tangent,))[1]
 
             jacobian = torch.func.vmap(directional)(tangents)  # (D, b, C, H, W)
             rows = jacobian.permute(1, 3, 4, 2, 0)  # (b, H, W, C, D)

@@ -18,9 +18,10 @@ import torch
 from torch import Tensor
 
 from lns.errors import LNSError
+from lns.models.adapter import as_adapter
 
 Decoder = Callable[[Tensor], Tensor]
-"""Maps latents (M, z) to logits (M, C, H, W)."""
+"""Maps latents (M, ...) to the decoder's output (M, C, H, W): logits, unless told otherwise."""
 
 
 @dataclass(frozen=True)
@@ -40,20 +41,34 @@ class SignalThresholds:
             )
 
 
-def pixel_changes(decode: Decoder, means: Tensor, noise: Tensor, std: float) -> Tensor:
-    """Per-pixel L2 change over channels of sigmoid(decode) from each mean to each noisy latent: (B, T, H*W).
+def pixel_changes(
+    decode: Decoder,
+    means: Tensor,
+    noise: Tensor,
+    std: float,
+    *,
+    to_images: Callable[[Tensor], Tensor] = torch.sigmoid,
+) -> Tensor:
+    """Per-pixel L2 change over channels of to_images(decode) from each mean to each noisy latent: (B, T, H*W).
 
-    ``means`` is (B, z), ``noise`` (B, T, z); latent t of image b is ``means[b] + std * noise[b, t]``. Clean and
-    noisy latents are decoded in one call, so the rows differ only by the noise, not by batch-dependent rounding.
+    ``means`` is (B, *latent), ``noise`` (B, T, *latent); latent t of image b is ``means[b] + std * noise[b, t]``.
+    Clean and noisy latents are decoded in one call, so the rows differ only by the noise, not by batch-dependent
+    rounding. ``to_images`` turns the decoder's output into images in [0, 1] (sigmoid of logits by default).
     """
-    if means.ndim != 2 or noise.ndim != 3 or noise.shape[0] != means.shape[0] or noise.shape[2] != means.shape[1]:
+    if (
+        means.ndim < 2
+        or noise.ndim != means.ndim + 1
+        or noise.shape[0] != means.shape[0]
+        or noise.shape[2:] != means.shape[1:]
+    ):
         raise LNSError(
-            f"pixel_changes needs means (B, z) and noise (B, T, z); got {tuple(means.shape)} and {tuple(noise.shape)}."
+            f"pixel_changes needs means (B, *latent) and noise (B, T, *latent); got {tuple(means.shape)} and "
+            f"{tuple(noise.shape)}."
         )
-    batch, count, z_dim = noise.shape
-    latents = torch.cat([means[:, None], means[:, None] + std * noise], dim=1).reshape(-1, z_dim)
+    batch, count = noise.shape[:2]
+    latents = torch.cat([means[:, None], means[:, None] + std * noise], dim=1).reshape(-1, *means.shape[1:])
     with torch.no_grad():
-        decoded = torch.sigmoid(decode(latents))
+        decoded = to_images(decode(latents))
     decoded = decoded.reshape(batch, count + 1, *decoded.shape[1:])
     change = decoded[:, 1:] - decoded[:, :1]
     return torch.linalg.vector_norm(change, dim=2).flatten(2)
@@ -62,7 +77,7 @@ def pixel_changes(decode: Decoder, means: Tensor, noise: Tensor, std: float) -> 
 def signal_stats(changes: Tensor, noise: Tensor, std: float, zero_atol: float) -> dict[str, float]:
     """``noise_response``: median over images, perturbations and pixels of change / (std * |noise|);
     ``zero_pixel_fraction``: share of (image, pixel) whose change is <= ``zero_atol`` under every perturbation."""
-    per_unit = changes / (std * torch.linalg.vector_norm(noise, dim=-1))[..., None]
+    per_unit = changes / (std * torch.linalg.vector_norm(noise.flatten(2), dim=-1))[..., None]
     unchanged = (changes <= zero_atol).all(dim=1)
     return {
         "noise_response": float(np.median(per_unit.double().cpu().numpy())),
@@ -93,19 +108,19 @@ def no_signal_message(stats: dict[str, Any], thresholds: SignalThresholds) -> st
 def measure_signal(
     model: torch.nn.Module, images: Tensor, *, std: float, perturb_num: int, seed: int, zero_atol: float
 ) -> dict[str, float]:
-    """:func:`signal_stats` of ``model`` (an autoencoder with ``latent_mean`` and ``decode``) on ``images``."""
+    """:func:`signal_stats` of ``model`` (any model with ``encode`` and ``decode``) on ``images``."""
     if len(images) < 1 or perturb_num < 1:
         raise LNSError(
             f"Segmentation health needs at least one image and one perturbation; got {len(images)} images and "
             f"health.perturb_num={perturb_num}."
         )
-    parameter = next(model.parameters())
-    images = images.to(device=parameter.device, dtype=parameter.dtype)
-    generator = torch.Generator(device=parameter.device).manual_seed(seed)
+    adapter = as_adapter(model)
+    images = images.to(device=adapter.device, dtype=adapter.dtype)
+    generator = torch.Generator(device=adapter.device).manual_seed(seed)
     with torch.no_grad():
-        means = torch.cat([model.latent_mean(image[None]) for image in images])
+        means = torch.cat([adapter.latent_mean(image[None]) for image in images])
     noise = torch.randn(
-        (len(images), perturb_num, means.shape[1]), generator=generator, device=means.device, dtype=means.dtype
+        (len(images), perturb_num, *means.shape[1:]), generator=generator, device=means.device, dtype=means.dtype
     )
-    changes = pixel_changes(model.decode, means, noise, std)
+    changes = pixel_changes(adapter.decode, means, noise, std, to_images=adapter.to_images)
     return signal_stats(changes, noise, std, zero_atol)

@@ -11,19 +11,20 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 import numpy as np
-from torch import Tensor
+from torch import Tensor, nn
 
-from lns.models import Autoencoder
+from lns.models.adapter import ModelAdapter
 from lns.segmentation.features import image_generators
 from lns.segmentation.sites import jacobian_at_site, noise_at_site, split_model
 
 
 @dataclass(frozen=True)
 class MethodInput:
-    """One batch: clean images (B, C, H, W) in the model's dtype, their latent means (B, z_dim), their indices in
-    the split and the number of clusters asked for each image."""
+    """One batch: the model (a :class:`ModelAdapter`, or any model with ``encode`` and ``decode``), clean images
+    (B, C, H, W) in the model's dtype, their latent means (B, ...), their indices in the split and the number of
+    clusters asked for each image."""
 
-    model: Autoencoder
+    model: ModelAdapter | nn.Module
     images: Tensor
     means: Tensor
     index: Tensor
@@ -41,7 +42,7 @@ class MethodOutput:
 class PixelMethod(Protocol):
     """What a ``features`` choice provides to the segmentation pipeline."""
 
-    def check(self, model: Autoencoder) -> None:
+    def check(self, model: ModelAdapter) -> None:
         """Raise :class:`lns.errors.LNSError` before any image is segmented if the method cannot use ``model``."""
 
     def record(self) -> dict[str, Any]:
@@ -71,7 +72,7 @@ class LatentNoiseMethod:
 
     settings: FeatureSettings
 
-    def check(self, model: Autoencoder) -> None:
+    def check(self, model: ModelAdapter) -> None:
         """``noise.site`` must be latent, output or a layer of ``model``."""
         split_model(model, self.settings.site)
 

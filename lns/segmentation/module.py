@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from lns.data.batches import LabelledBatches
 from lns.metrics.ari import ARIMetric, adjusted_rand_index
-from lns.models import Autoencoder
-from lns.segmentation.methods import FeatureSettings, MethodInput, PixelMethod
+from lns.models.adapter import as_adapter
+from lns.segmentation.core import Clusterer, segment_batch
+from lns.segmentation.methods import FeatureSettings, PixelMethod
 from lns.segmentation.parts import PartStore
 
 __all__ = ["FeatureSettings", "SegmentationModule", "cluster_counts"]
@@ -26,7 +25,8 @@ def cluster_counts(masks: Tensor, n_clusters: int) -> list[int]:
 
 
 class SegmentationModule(pl.LightningModule):
-    """Segments test batches ``{"images", "masks", "index"}`` with ``method`` (a ``features`` choice).
+    """Segments test batches ``{"images", "masks", "index"}`` of ``model`` (any model with ``encode`` and ``decode``)
+    with ``method`` (a ``features`` choice) through the core that the Python API uses too (``segment_batch``).
 
     The method's pixel features are clustered by ``clusterer`` unless it labels the pixels itself. Each batch's
     label maps, reconstructions and scores are written to ``store`` at once, so an interrupted run loses at most
@@ -36,8 +36,8 @@ class SegmentationModule(pl.LightningModule):
 
     def __init__(
         self,
-        model: Autoencoder,
-        clusterer: Callable[[Tensor, list[int]], np.ndarray],
+        model: nn.Module,
+        clusterer: Clusterer,
         method: PixelMethod,
         store: PartStore,
         batches: LabelledBatches,
@@ -46,6 +46,7 @@ class SegmentationModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         self.model = model.eval()
+        self.adapter = as_adapter(model)
         self.clusterer = clusterer
         self.method = method
         self.store = store
@@ -56,17 +57,11 @@ class SegmentationModule(pl.LightningModule):
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         masks, index = batch["masks"], batch["index"]
-        images = batch["images"].to(next(self.model.parameters()).dtype)
-        with torch.no_grad():
-            # One image per encoder call: convolution kernels round differently for other batch sizes, and at
-            # sigma=1e-3 that alone moves ward's near-ties; this way labels do not depend on batch_size.
-            means = torch.cat([self.model.latent_mean(image[None]) for image in images])
-            reconstructions = torch.sigmoid(self.model.decode(means))
+        images = batch["images"].to(self.adapter.dtype)
         counts = cluster_counts(masks, self.n_clusters)
-        output = self.method(MethodInput(self.model, images, means, index, counts))
-        features = output.features
-        labels = output.labels if output.labels is not None else self.clusterer(features, counts)
-        labels = torch.from_numpy(labels).to(masks.device)
+        result = segment_batch(self.adapter, images, index, counts, self.method, self.clusterer)
+        features, reconstructions = result.features, result.reconstructions
+        labels = torch.from_numpy(result.labels).to(masks.device)
         target = masks.flatten(1)
         self.metric.update(labels, target)
         umap_rows = (index < self.umap_num).nonzero().flatten()

@@ -1,10 +1,13 @@
 """Noise sites (``noise.site``): the model cut where the noise goes, and LNS or Jacobian features at that cut.
 
-A site is ``latent`` (the method), ``output`` (the paper's control: noise on the sigmoid output) or the dotted name
-of a layer as ``print(model)`` shows it (``encoder.3``, ``decoder.5``; ``encoder`` and ``decoder`` mean their last
-layer). The noise is added to that layer's output. The head (an image to its site activations) runs once per image;
-only the tail (site activations to an image in [0, 1]) runs for every noisy copy. At an encoder site the tail is the
-rest of the encoder, the latent mean (the first z_dim outputs for the VAE) and the decoder.
+A site is ``latent`` (the method), ``output`` (the paper's control: noise on the decoded image in [0, 1]) or the
+dotted name of a layer as ``print(model)`` shows it (``encoder.3``, ``decoder.5``). The noise is added to that
+layer's output. The head (an image to its site activations) runs once per image; only the tail (site activations to
+an image in [0, 1]) runs for every noisy copy. Any model works through the protocol (lns.models.adapter); a layer of
+any ``nn.Module`` is reached through forward hooks (lns.segmentation.hooked_site). lns's :class:`Autoencoder` is cut
+at its ``nn.Sequential`` blocks instead (``encoder`` and ``decoder`` mean their last layer), so only the layers after
+the site run for each copy: at an encoder site the rest of the encoder, the latent mean (the first z_dim outputs for
+the VAE) and the decoder.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from torch import Tensor, nn
 
 from lns.errors import LNSError
 from lns.models import Autoencoder
+from lns.models.adapter import ModelAdapter, as_adapter
 from lns.models.layers import layer_by_name
 from lns.segmentation.features import (
     Probabilities,
@@ -25,35 +29,48 @@ from lns.segmentation.features import (
     site_jacobian_features,
     site_noise_features,
 )
+from lns.segmentation.hooked_site import HookedSite
 
 LATENT, OUTPUT = "latent", "output"
 
 Head = Callable[[Tensor, Tensor], Tensor]
-"""(one image (1, C, H, W), its latent mean (1, z_dim)) -> its activations at the site (1, *site shape)."""
+"""(one image (1, C, H, W), its latent mean (1, ...)) -> its activations at the site (1, *site shape)."""
+
+Context = Callable[[Tensor, Tensor], Tensor]
+"""(images (B, C, H, W), latent means (B, ...)) -> what the tail needs of each image besides its site activations."""
 
 
 @dataclass(frozen=True)
 class SplitModel:
-    """A model cut at a noise site. ``draw_at_once``: how the noise is drawn (see ``site_noise_features``)."""
+    """A model cut at a noise site. ``draw_at_once``: how the noise is drawn (see ``site_noise_features``).
+
+    With a ``context``, the tail is called as ``tail(activations, context rows)`` (the hook-based path)."""
 
     site: str
     head: Head
     tail: Probabilities
     draw_at_once: bool
+    context: Context | None = None
 
 
-def split_model(model: Autoencoder, site: str) -> SplitModel:
-    """The model cut at ``site``; an unknown site raises :class:`LNSError` listing the valid ones."""
+def split_model(model: Autoencoder | ModelAdapter | nn.Module, site: str, *, key: str = "noise.site") -> SplitModel:
+    """The model cut at ``site``; an unknown site raises :class:`LNSError` listing the valid ones.
+
+    ``key`` is the name of the setting that gave the site (``noise.site`` in configs, ``site`` in the Python API).
+    """
+    adapter = as_adapter(model)
     if site == LATENT:
-        return SplitModel(site, lambda image, mean: mean, lambda z: torch.sigmoid(model.decode(z)), True)
+        return SplitModel(site, lambda image, mean: mean, adapter.images_from_latent, True)
     if site == OUTPUT:
-        return SplitModel(site, lambda image, mean: torch.sigmoid(model.decode(mean)), lambda images: images, True)
+        return SplitModel(site, lambda image, mean: adapter.images_from_latent(mean), lambda images: images, True)
     try:
-        layer_by_name(model, site, key="noise.site")
+        layer = layer_by_name(adapter.module, site, key=key)
     except LNSError as err:
-        raise LNSError(
-            f"{err} Besides layers, noise.site can be {LATENT} (the method) or {OUTPUT} (the control)."
-        ) from None
+        raise LNSError(f"{err} Besides layers, {key} can be {LATENT} (the method) or {OUTPUT} (the control).") from None
+    if not isinstance(adapter.model, Autoencoder):
+        hooked = HookedSite(adapter, layer, site)
+        return SplitModel(site, hooked.head, hooked.tail, False, hooked.context)
+    model = adapter.model
     part, _, number = site.partition(".")
     layers: nn.Sequential = getattr(model, part)
     index = int(number) if number else len(layers) - 1
@@ -74,8 +91,12 @@ def site_activations(split: SplitModel, images: Tensor, means: Tensor) -> Tensor
         return torch.cat([split.head(image[None], mean[None]) for image, mean in zip(images, means, strict=True)])
 
 
+def _context(split: SplitModel, images: Tensor, means: Tensor) -> Tensor | None:
+    return None if split.context is None else split.context(images, means)
+
+
 def noise_at_site(
-    model: Autoencoder,
+    model: Autoencoder | ModelAdapter | nn.Module,
     images: Tensor,
     means: Tensor,
     *,
@@ -97,11 +118,12 @@ def noise_at_site(
         chunk_size=chunk_size,
         relative=relative,
         draw_at_once=split.draw_at_once,
+        context=_context(split, images, means),
     )
 
 
 def jacobian_at_site(
-    model: Autoencoder,
+    model: Autoencoder | ModelAdapter | nn.Module,
     images: Tensor,
     means: Tensor,
     *,
@@ -110,13 +132,33 @@ def jacobian_at_site(
     seed: int,
     chunk_size: int = 16,
 ) -> Tensor:
-    """Jacobian features (B, H*W, C*D) of the map from ``site`` to the output (see ``jacobian_directions``)."""
+    """Jacobian features (B, H*W, C*D) of the map from ``site`` to the output (see ``jacobian_directions``).
+
+    A network that ``torch.func.jvp`` cannot differentiate is an :class:`LNSError` that says so.
+    """
     split = split_model(model, site)
     activations = site_activations(split, images, means)
     tangents = jacobian_directions(
         activations.shape[1:], directions, seed=seed, dtype=activations.dtype, device=activations.device
     )
-    return site_jacobian_features(split.tail, activations, directions=tangents, chunk_size=chunk_size)
+    try:
+        return site_jacobian_features(
+            split.tail,
+            activations,
+            directions=tangents,
+            chunk_size=chunk_size,
+            context=_context(split, images, means),
+        )
+    except (RuntimeError, NotImplementedError) as error:
+        if "out of memory" in str(error):
+            raise
+        raise LNSError(
+            f"The Jacobian cannot be taken through {as_adapter(model).name} after site={site} "
+            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). The Jacobian method "
+            "differentiates the network with torch.func.jvp, which needs differentiable operations (no .item(), "
+            ".numpy() or in-place changes of inputs, no autograd.Function without forward-mode support). Use the "
+            "noise method, which only runs the network."
+        ) from None
 
 
 def site_names(model: Autoencoder) -> list[str]:

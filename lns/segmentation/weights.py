@@ -7,21 +7,34 @@ import dataclasses
 from typing import Any
 
 import torch
+from torch import nn
 
 from lns.errors import LNSError
-from lns.models import Autoencoder
+from lns.models import Autoencoder, build_model
 from lns.segmentation.source import ModelSource
 
 WEIGHTS = ("trained", "random")
 
 
-def fresh_model(model: Autoencoder, seed: int) -> Autoencoder:
-    """A new autoencoder of ``model``'s architecture, initialised from ``seed``; the global random state is kept."""
+def fresh_model(model: nn.Module, seed: int, config: dict[str, Any] | None = None) -> nn.Module:
+    """A new model of ``model``'s architecture, initialised from ``seed``; the global random state is kept.
+
+    lns's autoencoders are rebuilt from their sizes, other models from ``config`` (the class and arguments their
+    run recorded).
+    """
+    if not isinstance(model, Autoencoder) and config is None:
+        raise LNSError(
+            f"weights=random needs to rebuild the {type(model).__name__} from its class and arguments, which this "
+            "checkpoint does not record; segment the training run of lns that wrote it (run_dir=...)."
+        )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        fresh = Autoencoder(
-            z_dim=model.z_dim, variational=model.variational, channels=model.channels, image_size=model.image_size
-        )
+        if isinstance(model, Autoencoder):
+            fresh = Autoencoder(
+                z_dim=model.z_dim, variational=model.variational, channels=model.channels, image_size=model.image_size
+            )
+        else:
+            fresh = build_model(config)
     return fresh.eval()
 
 
@@ -31,7 +44,7 @@ def apply_weights(source: ModelSource, name: str, seed: int) -> ModelSource:
         raise LNSError(f"weights={name} is unknown; valid: {', '.join(WEIGHTS)}.")
     if name == "trained":
         return source
-    return dataclasses.replace(source, model=fresh_model(source.model, seed))
+    return dataclasses.replace(source, model=fresh_model(source.model, seed, source.model_config))
 
 
 def weights_record(name: str, seed: int) -> dict[str, Any]:

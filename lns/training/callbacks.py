@@ -12,6 +12,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from lns.models.adapter import as_adapter
 from lns.run_layout import LAST_CHECKPOINT
 from lns.viz.figures import save_curves, save_image_grid
 
@@ -36,7 +37,7 @@ class ReconstructionFigures(pl.Callback):
         was_training = pl_module.training
         pl_module.eval()
         with torch.no_grad():
-            recon = torch.sigmoid(pl_module.model.decode(pl_module.model.latent_mean(images)))
+            recon = as_adapter(pl_module.model).reconstruct(images)
         pl_module.train(was_training)
         grid = np.concatenate([images.float().cpu().numpy(), recon.float().cpu().numpy()])
         step = trainer.global_step

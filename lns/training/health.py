@@ -10,6 +10,9 @@ picture". Two problems are detected once ``start_step`` is reached and a symptom
   least ``stuck_loss_ratio`` times the constant-output error (a converged model is not flagged);
 - ``ignores_input``: the reconstructions' variance across images stayed below ``min_variance_ratio`` times the
   images' variance for the whole window (the decoder draws the same picture whatever the input).
+
+The verdict (``healthy``) exists only for a run that reached ``start_step``: a shorter one is "not checked", with
+the reason, never called healthy.
 """
 
 from __future__ import annotations
@@ -166,13 +169,30 @@ class HealthHistory:
         self.flags.extend(new)
         return new
 
-    def to_dict(self, thresholds: HealthThresholds | None = None) -> dict[str, Any]:
+    def verdict(self, thresholds: HealthThresholds) -> dict[str, Any]:
+        """``healthy`` (None until checked), ``checked`` and, for a run not checked, why (``not_checked``).
+
+        A run is checked once it has a probe record from ``start_step`` on; a shorter run is neither healthy nor
+        unhealthy, whatever its loss did.
+        """
+        last = self.records[-1].step if self.records else None
+        checked = last is not None and last >= thresholds.start_step
+        reason = None
+        if not checked:
+            ended = "has no health probe" if last is None else f"ended at step {last}"
+            reason = (
+                f"the run {ended}; the checks begin at step {thresholds.start_step} (callbacks.health.start_step) "
+                f"and a problem shows after a window of {thresholds.window} steps (callbacks.health.window)"
+            )
+        return {"healthy": (not self.active) if checked else None, "checked": checked, "not_checked": reason}
+
+    def to_dict(self, thresholds: HealthThresholds) -> dict[str, Any]:
         """The content of ``health.json``: verdict, flags, thresholds and every record."""
         return {
-            "healthy": not self.active,
+            **self.verdict(thresholds),
             "active": list(self.active),
             "flags": [dict(flag) for flag in self.flags],
-            "thresholds": asdict(thresholds) if thresholds is not None else None,
+            "thresholds": asdict(thresholds),
             "records": [asdict(record) for record in self.records],
         }
 
@@ -200,13 +220,16 @@ def read_health(run_dir: Path) -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(path.read_text())
-        HealthHistory.from_dict(data)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError, AttributeError) as err:
+        history = HealthHistory.from_dict(data)
+        if "checked" not in data and isinstance(data.get("thresholds"), dict):
+            # A file without a verdict of its own is judged by the same rule, from its thresholds and records.
+            data = {**data, **history.verdict(HealthThresholds(**data["thresholds"]))}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError, AttributeError, LNSError) as err:
         raise LNSError(
             f"The training health file {path} is unreadable ({err}). It is written atomically, so it was "
             "changed by hand or by another program: delete it (the run then counts as unchecked) or resume "
             "the training run, which writes it again."
         ) from None
-    if not isinstance(data.get("healthy"), bool):
-        raise LNSError(f"The training health file {path} has no true/false 'healthy' entry; delete it or retrain.")
+    if "healthy" not in data or not isinstance(data["healthy"], bool | None):
+        raise LNSError(f"The training health file {path} has no true/false/null 'healthy' entry; delete it or retrain.")
     return data

@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 import torch
 
 from lns.errors import LNSError
+from lns.models.adapter import as_adapter
 from lns.training.health import HealthHistory, HealthThresholds, ProbeRecord, probe_record, write_health
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class TrainingHealth(pl.Callback):
         was_training = model.training
         model.eval()
         with torch.no_grad():
-            reconstructions = torch.sigmoid(model.decode(model.latent_mean(images)))
+            reconstructions = as_adapter(model).reconstruct(images)
         model.train(was_training)
         record = probe_record(trainer.global_step, reconstructions, images)
         for flag in self.history.add(record, self.thresholds, float(pl_module.lr)):
@@ -70,12 +71,16 @@ class TrainingHealth(pl.Callback):
             )
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Probe the final weights too (Lightning allows no logging here: health.json only)."""
+        """Probe the final weights too (Lightning allows no logging here: health.json only); say when the run was
+        too short to be checked."""
         if not self.history.records or self.history.records[-1].step != trainer.global_step:
             self._probe(trainer, pl_module)
+        verdict = self.history.verdict(self.thresholds)
+        if not verdict["checked"] and trainer.is_global_zero:
+            log.info(f"Training health not checked: {verdict['not_checked']}.")
 
     def state_dict(self) -> dict[str, Any]:
-        return self.history.to_dict()
+        return self.history.to_dict(self.thresholds)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = HealthHistory.from_dict(state_dict)

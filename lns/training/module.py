@@ -1,4 +1,4 @@
-"""LightningModule wiring an autoencoder, a training objective and Adam together."""
+"""LightningModule wiring a model (any model with ``encode`` and ``decode``), a training objective and Adam together."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import torch
 from torch import Tensor, nn
 
 from lns.errors import LNSError
-from lns.models import Autoencoder
-from lns.objectives import kl_divergence, reconstruction_error
-from lns.run_layout import LAST_CHECKPOINT
+from lns.models.adapter import as_adapter
+from lns.objectives import image_reconstruction_error, kl_divergence, reconstruction_error
+from lns.run_layout import CHECKPOINT_RUN_CONFIG, LAST_CHECKPOINT
 
 log = logging.getLogger(__name__)
 
@@ -23,17 +23,21 @@ class TrainingModule(pl.LightningModule):
     """Trains ``model`` on ``objective``; the math lives in ``lns.models`` and ``lns.objectives``.
 
     The objective's state (e.g. GECO's beta and error average) is a submodule, so it is saved in checkpoints and
-    restored on resume together with the optimizer and the step counter.
+    restored on resume together with the optimizer and the step counter. The model is reached through the protocol
+    (lns.models.adapter): the reconstruction is ``decode(encode(x))`` (the sigmoid of logits, when the model
+    declares them), and the KL term is added where ``encode`` returns a mean and a log-variance. ``run_config`` (the
+    run's settings) goes into every checkpoint, so that a checkpoint alone rebuilds its model.
     """
 
     def __init__(
         self,
-        model: Autoencoder,
+        model: nn.Module,
         objective: nn.Module,
         lr: float = 5e-5,
         betas: Sequence[float] = (0.9, 0.999),
         check_finite_every_n_steps: int = 1,
         channels_last: bool = False,
+        run_config: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         betas = tuple(betas)
@@ -45,6 +49,8 @@ class TrainingModule(pl.LightningModule):
         if check_finite_every_n_steps < 1:
             raise LNSError(f"check_finite_every_n_steps={check_finite_every_n_steps} must be at least 1.")
         self.model = model
+        self.adapter = as_adapter(model)
+        self.run_config = run_config
         self.objective = objective
         self.lr = lr
         self.betas = betas
@@ -53,11 +59,24 @@ class TrainingModule(pl.LightningModule):
         self.model.to(memory_format=self.memory_format)
         self._last_recon: Tensor | None = None
         self._beta_limit_reported = False
+        self._variational = False
+        self._outputs_checked = False
 
     def _terms(self, images: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        """Reconstruction error, KL (None for the AE) and the posterior log-variance (None for the AE)."""
-        logits, mu, logvar = self.model(images.contiguous(memory_format=self.memory_format))
-        recon = reconstruction_error(logits, images)
+        """Reconstruction error, KL and the posterior log-variance (both None for a deterministic model).
+
+        The first call checks the decoded images once (shape, finite, in [0, 1]): a model that breaks the protocol
+        stops at the first step with a clear message.
+        """
+        decoded, mu, logvar = self.adapter.training_outputs(images.contiguous(memory_format=self.memory_format))
+        if not self._outputs_checked:
+            self.adapter.check_images(self.adapter.to_images(decoded.detach()), images)
+            self._outputs_checked = True
+        if self.adapter.logits:
+            recon = reconstruction_error(decoded, images)
+        else:
+            recon = image_reconstruction_error(decoded, images)
+        self._variational = logvar is not None
         kl = kl_divergence(mu, logvar) if logvar is not None else None
         return recon, kl, logvar
 
@@ -80,6 +99,8 @@ class TrainingModule(pl.LightningModule):
         self.log("train/loss", loss.detach(), prog_bar=True)
         if logvar is not None:
             posterior_std = torch.exp(0.5 * logvar.detach()).mean(dim=0)
+            if posterior_std.ndim > 1:  # a spatial latent: one value per channel, averaged over positions
+                posterior_std = posterior_std.flatten(1).mean(dim=1)
             self.log_dict({f"train/latent_std/{i:02d}": s for i, s in enumerate(posterior_std)})
         self._last_recon = recon.detach()
         return loss
@@ -94,10 +115,10 @@ class TrainingModule(pl.LightningModule):
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         """Warn once when GECO's beta sits at a clamp limit (checked at logging steps: one host sync each).
 
-        Only for the VAE: the AE's loss is the reconstruction alone, whatever beta does.
+        Only for variational models: a deterministic model's loss is the reconstruction alone, whatever beta does.
         """
         at_limit = getattr(self.objective, "beta_at_limit", None)
-        if at_limit is None or not self.model.variational or self._beta_limit_reported:
+        if at_limit is None or not self._variational or self._beta_limit_reported:
             return
         if self.global_step % self.trainer.log_every_n_steps:
             return
@@ -107,7 +128,9 @@ class TrainingModule(pl.LightningModule):
                 log.warning(geco_limit_message(self.objective, self.global_step))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Keep the random state (VAE sampling) so a resumed run continues exactly."""
+        """Keep the random state (VAE sampling) so a resumed run continues exactly, and the run's settings."""
+        if self.run_config is not None:
+            checkpoint[CHECKPOINT_RUN_CONFIG] = self.run_config
         checkpoint["rng_state"] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             checkpoint["rng_state"]["cuda"] = torch.cuda.get_rng_state_all()

@@ -7,9 +7,11 @@ input. Started at the mean colour, the only error left to learn from is the imag
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytorch_lightning as pl
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from lns.errors import LNSError
 
@@ -22,15 +24,38 @@ def mean_colour_logits(images: Tensor, eps: float = 1e-3) -> Tensor:
     return torch.logit(mean).to(images.dtype)
 
 
+def output_layer(model: Any) -> nn.Module:
+    """The decoder's last layer: the model's ``output_layer``, or the last module of an ``nn.Sequential`` decoder.
+
+    Its bias must be in logit space, so the model must declare ``decodes_logits``.
+    """
+    name = type(model).__name__
+    if not getattr(model, "decodes_logits", False):
+        raise LNSError(
+            f"callbacks.output_bias starts the decoder's output at the mean colour in logit space, but {name} does "
+            "not declare decodes_logits = True; remove it: ~callbacks.output_bias."
+        )
+    layer = getattr(model, "output_layer", None)
+    decoder = getattr(model, "decoder", None)
+    if layer is None and isinstance(decoder, nn.Sequential):
+        layer = decoder[-1]
+    if not isinstance(layer, nn.Module):
+        raise LNSError(
+            f"callbacks.output_bias cannot find the decoder's last layer of {name}: give the model an output_layer "
+            "attribute (the module whose bias offsets the output), or remove it: ~callbacks.output_bias."
+        )
+    return layer
+
+
 class MeanColourOutputBias(pl.Callback):
     """At the start of a new run (step 0, not on resume) set the decoder's last bias to the mean-colour logits."""
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.global_step != 0:
             return
-        output = pl_module.model.decoder[-1]
+        output = output_layer(pl_module.model)
         logits = mean_colour_logits(trainer.datamodule.train_images)
-        if output.bias is None or output.bias.shape != logits.shape:
+        if getattr(output, "bias", None) is None or output.bias.shape != logits.shape:
             raise LNSError(
                 f"The decoder's last layer has no bias of {len(logits)} channels to start at the mean colour; "
                 "remove callbacks.output_bias."

@@ -79,6 +79,22 @@ def save_label_grid(labels: np.ndarray, path: str | Path, *, ncols: int = 8, tit
     return _save_mosaic(label_colors(labels), path, ncols=ncols, title=title)
 
 
+def save_picture_row(
+    image: np.ndarray,
+    reconstruction: np.ndarray,
+    labels: np.ndarray,
+    path: str | Path,
+    *,
+    mask: np.ndarray | None = None,
+    title: str | None = None,
+) -> Path:
+    """One picture: input | reconstruction | labels (| ground-truth mask); images (C, H, W) in [0, 1], labels (H, W)."""
+    tiles = [_to_rgb(np.asarray(image)), _to_rgb(np.asarray(reconstruction)), label_colors(labels)]
+    if mask is not None:
+        tiles.append(label_colors(mask))
+    return _save_mosaic(np.stack(tiles), path, ncols=len(tiles), title=title)
+
+
 def save_segmentation_panels(
     images: np.ndarray,
     reconstructions: np.ndarray,

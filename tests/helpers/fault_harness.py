@@ -1,6 +1,6 @@
 """Fault injection: run the real entry points in processes that can be killed at any moment, cheaply.
 
-A *zygote* process (``python -m tests.fault_harness``) imports torch, Lightning and lns once and then forks one
+A *zygote* process (``python -m tests.helpers.fault_harness``) imports torch, Lightning and lns once and then forks one
 child per command; each child runs ``run_train.py``, ``run_segment.py`` or ``python -m data_gen`` exactly as
 the command line does (``runpy``), so the tests can kill many real processes at random moments without paying
 the imports every time. A child may also be told to signal itself at the n-th call of a function, e.g. inside
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # Imported by the zygote before it forks: what every entry point needs.
 PRELOADED = ("lns.train", "lns.segment", "data_gen.generate")
 # Functions a child can be told to die in, by name: module attribute paths patched in the child.
@@ -135,7 +135,7 @@ class Zygote:
     def __post_init__(self) -> None:
         env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.fault_harness"],
+            [sys.executable, "-m", "tests.helpers.fault_harness"],
             cwd=REPO,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

@@ -1,7 +1,7 @@
 """Fault-injection scenarios shared by the fast tests (``test_faults.py``) and the long ones (``test_faults_long.py``).
 
 Each scenario injects ``injections`` faults at seeded random moments into real entry-point processes (forked
-by :class:`tests.fault_harness.Zygote`), checks every guarantee after each one, and returns its counts. With
+by :class:`tests.helpers.fault_harness.Zygote`), checks every guarantee after each one, and returns its counts. With
 ``LNS_FAULT_COUNTS=<file>`` set, every scenario appends its counts there as one JSON line
 (``bench/fault_injection.py`` sums them).
 """
@@ -22,9 +22,9 @@ import numpy as np
 import torch
 
 from lns.data.npz import SPLITS
-from tests.fault_harness import REQUEUED_EXIT_CODE, Zygote, signal_after
+from tests.helpers.configs import LAST
+from tests.helpers.fault_harness import REQUEUED_EXIT_CODE, Zygote, signal_after
 
-LAST = Path("checkpoints") / "last.ckpt"
 # A 4-step VAE run (its sampling noise checks that the RNG state is restored too) with a checkpoint after every
 # step and nothing else written: no logger, figures, validation or health probe.
 TRAIN_STEPS = 4
@@ -44,7 +44,7 @@ FAST_TRAIN = [
     "callbacks.checkpoint.save_top_k=0",
 ]
 INTERRUPTED_EXIT_CODE = 130
-# Where kill_in_write kills (tests.fault_harness.KILL_POINTS inside an atomic write) and how often each atomic
+# Where kill_in_write kills (tests.helpers.fault_harness.KILL_POINTS inside an atomic write) and how often each atomic
 # write calls it (a file and a directory fsync); a training start first writes run_config.yaml and the three
 # .hydra files, then one checkpoint per step.
 CALLS_PER_WRITE = {"fsync": 2, "fsync_directory": 1, "replace": 1}
@@ -164,7 +164,7 @@ def _finish_and_compare(zygote: Zygote, data_dir: Path, run_dir: Path, reference
 # What each fault is: the signal sent, the statuses a process may end with, the requeue handler it runs with.
 FAULTS: dict[str, tuple[signal.Signals, tuple[int, ...], str | None]] = {
     "kill": (signal.SIGKILL, (-signal.SIGKILL, 0), None),
-    # SIGKILL from inside an atomic write: the process kills itself there (see tests.fault_harness.KILL_POINTS).
+    # SIGKILL from inside an atomic write: the process kills itself there (see tests.helpers.fault_harness.KILL_POINTS).
     "kill_in_write": (signal.SIGKILL, (-signal.SIGKILL, 0), None),
     # Ctrl-C's path: 130 with a checkpoint once training runs; before that SIGTERM ends the process at once.
     "SIGTERM": (signal.SIGTERM, (INTERRUPTED_EXIT_CODE, -signal.SIGTERM, 0), None),

@@ -1,0 +1,226 @@
+"""The Python API: segment any model's images with latent noise, score label maps, load trained models. No Hydra.
+
+    import lns
+
+    model = lns.load_model("outputs/train/2026-01-01_12-00-00")  # or any model with encode and decode
+    result = lns.segment_images(model, images, n_clusters=3)    # images (N, C, H, W) in [0, 1]
+    ari = lns.adjusted_rand_index(result.labels, masks)          # one value per image
+
+``run_segment.py`` runs the same core (lns.segmentation.core): for the same model, images, settings and seed both
+give the same labels, bit for bit.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lns.errors import LNSError
+from lns.metrics.ari import adjusted_rand_index as _ari
+from lns.models.adapter import ModelAdapter, as_adapter
+from lns.models.layers import layer_by_name
+from lns.segmentation.activations import ActivationMethod
+from lns.segmentation.baselines import ColourMethod, ColourPositionMethod, FelzenszwalbMethod, SlicMethod
+from lns.segmentation.clustering import KMeansClustering, LeanWardClustering, WardClustering
+from lns.segmentation.core import Clusterer, segment_all
+from lns.segmentation.methods import FeatureSettings, LatentNoiseMethod, PixelMethod
+from lns.segmentation.sites import LATENT, OUTPUT, split_model
+from lns.segmentation.source import load_source
+
+METHODS = ("noise", "jacobian", "activations", "rgb", "rgbxy", "slic", "felzenszwalb")
+CLUSTERINGS = ("ward", "ward_lean", "kmeans")
+DEFAULT_BATCH_SIZE = 10
+_CHUNK_SIZES = {"noise": 200, "jacobian": 16}
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """What `segment_images` returns.
+
+    Attributes:
+        labels: integer label maps ``(N, H, W)`` (int64), labels ``0..k-1`` numbered in order of first occurrence.
+        reconstructions: the noise-free reconstructions ``(N, C, H, W)`` in [0, 1], decoded from the latent means
+            (for the model-free methods too).
+        n_clusters: the number of clusters asked for each image ``(N,)``.
+    """
+
+    labels: Tensor
+    reconstructions: Tensor
+    n_clusters: Tensor
+
+
+def _image_tensor(images: Tensor | np.ndarray) -> Tensor:
+    images = torch.as_tensor(images)
+    if images.ndim != 4 or len(images) == 0 or not images.is_floating_point():
+        raise LNSError(
+            f"images must be a float tensor (N, C, H, W) with N >= 1, values in [0, 1]; got {images.dtype} shaped "
+            f"{tuple(images.shape)}. One image: images[None]."
+        )
+    if not bool(torch.isfinite(images).all()) or float(images.min()) < 0 or float(images.max()) > 1:
+        raise LNSError("images must hold finite values in [0, 1] (divide 8-bit pictures by 255).")
+    return images
+
+
+def _cluster_counts(n_clusters: int | Sequence[int], images: Tensor) -> list[int]:
+    count, pixels = len(images), images.shape[-2] * images.shape[-1]
+    values = [n_clusters] * count if isinstance(n_clusters, int | np.integer) else list(n_clusters)
+    if len(values) != count:
+        raise LNSError(f"n_clusters gives {len(values)} counts for {count} images: give one int, or one per image.")
+    if not all(isinstance(k, int | np.integer) and not isinstance(k, bool) and 1 <= k <= pixels for k in values):
+        raise LNSError(f"n_clusters must be integers from 1 to the {pixels} pixels of an image; got {values}.")
+    return [int(k) for k in values]
+
+
+def _check_settings(noise_std: float, perturbations: int, seed: int, batch_size: int | None) -> None:
+    if not noise_std > 0:
+        raise LNSError(f"noise_std={noise_std} must be positive (the paper uses 0.001).")
+    if isinstance(perturbations, bool) or not isinstance(perturbations, int) or perturbations < 2:
+        raise LNSError(f"perturbations={perturbations} must be an integer >= 2 (differences need two; the paper: 40).")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise LNSError(f"seed={seed} must be an integer >= 0.")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise LNSError(f"batch_size={batch_size} must be a positive integer or None ({DEFAULT_BATCH_SIZE}).")
+
+
+def _method(
+    name: str, model: ModelAdapter, *, site: str, noise_std: float, perturbations: int, seed: int
+) -> PixelMethod:
+    if name not in METHODS:
+        raise LNSError(f"method={name!r} is unknown; choose one of {', '.join(METHODS)}.")
+    if not isinstance(site, str) or not site:
+        raise LNSError(f"site={site!r} must be 'latent', 'output' or the name of a layer of the model.")
+    if name in _CHUNK_SIZES:
+        split_model(model, site, key="site")
+        settings = FeatureSettings(
+            kind=name, std=noise_std, perturb_num=perturbations, site=site, seed=seed, chunk_size=_CHUNK_SIZES[name]
+        )
+        return LatentNoiseMethod(settings)
+    if name == "activations":
+        if site in (LATENT, OUTPUT):
+            raise LNSError("method='activations' needs site=<the name of a layer> (as print(model) shows it).")
+        layer_by_name(model.module, site, key="site")
+        return ActivationMethod(layer=site)
+    return _baseline(name)
+
+
+@functools.cache
+def _baseline(name: str) -> PixelMethod:
+    """One instance per baseline for the whole process: superpixel methods keep their worker processes."""
+    return {"rgb": ColourMethod, "rgbxy": ColourPositionMethod, "slic": SlicMethod, "felzenszwalb": FelzenszwalbMethod}[
+        name
+    ]()
+
+
+@functools.cache
+def _clusterer(name: str) -> Clusterer:
+    """One clusterer per kind for the whole process: ward keeps its worker processes from call to call."""
+    if name not in CLUSTERINGS:
+        raise LNSError(f"clustering={name!r} is unknown; choose one of {', '.join(CLUSTERINGS)}.")
+    return {"ward": WardClustering, "ward_lean": LeanWardClustering, "kmeans": KMeansClustering}[name]()
+
+
+def segment_images(
+    model: Any,
+    images: Tensor | np.ndarray,
+    *,
+    n_clusters: int | Sequence[int],
+    method: str = "noise",
+    noise_std: float = 1e-3,
+    perturbations: int = 40,
+    site: str = "latent",
+    clustering: str = "ward",
+    seed: int = 0,
+    batch_size: int | None = None,
+) -> Segmentation:
+    """Segment images with latent noise (or another method), using any model with ``encode`` and ``decode``.
+
+    Each image is encoded to its latent mean; ``perturbations`` noisy copies ``mean + noise_std * eps`` are decoded;
+    each pixel's normalised differences between consecutive decodings are its features, which ``clustering`` groups
+    into ``n_clusters`` regions. The noise of image ``i`` comes from a generator seeded by ``(seed, i)``, so labels
+    do not depend on ``batch_size``, and ``run_segment.py`` gives the same labels for the same model and settings.
+
+    Args:
+        model: any object with ``encode(images)`` and ``decode(latent)`` (see `lns.SegmentableModel`); an
+            ``nn.Module`` is put in eval mode while segmenting (its mode is restored afterwards). Images go to the
+            model's device and dtype.
+        images: ``(N, C, H, W)`` floats in [0, 1] (tensor or NumPy array), the size the model takes.
+        n_clusters: regions per image: one int, or one per image.
+        method: ``noise`` (the paper's method), ``jacobian`` (its noise-free limit, via ``torch.func``),
+            ``activations`` (the clean image's activations at the layer ``site``), or a baseline that needs no
+            network: ``rgb``, ``rgbxy``, ``slic``, ``felzenszwalb``.
+        noise_std: standard deviation of the noise (``noise``).
+        perturbations: number of noisy decodings per image (``noise``).
+        site: where the noise goes: ``latent``, ``output`` (the paper's control: noise on the decoded image) or the
+            name of a layer as ``print(model)`` shows it (``noise``, ``jacobian``, ``activations``).
+        clustering: ``ward`` (exact, the paper's), ``ward_lean`` (no distance matrix, for large images) or
+            ``kmeans``.
+        seed: seed of the per-image noise.
+        batch_size: images per batch (``None``: 10, as ``run_segment.py``); lower it to save memory.
+
+    Returns:
+        A `Segmentation` with ``labels`` ``(N, H, W)``.
+
+    Raises:
+        LNSError: a bad argument, or a model that does not keep to the protocol (no ``encode``/``decode``, a latent
+            of another batch size, NaN or inf, images outside [0, 1] from a decoder that does not declare
+            ``decodes_logits``, a ``site`` that names no layer, a decoder ``torch.func`` cannot differentiate).
+    """
+    adapter = as_adapter(model)
+    images = _image_tensor(images)
+    counts = _cluster_counts(n_clusters, images)
+    _check_settings(noise_std, perturbations, seed, batch_size)
+    chosen = _method(method, adapter, site=site, noise_std=noise_std, perturbations=perturbations, seed=seed)
+    chosen.check(adapter)
+    clusterer = _clusterer(clustering)
+    images = images.to(device=adapter.device, dtype=adapter.dtype)
+    module = adapter.model if isinstance(adapter.model, torch.nn.Module) else None
+    was_training = module is not None and module.training
+    if module is not None:
+        module.eval()
+    try:
+        labels, reconstructions = segment_all(
+            adapter, images, counts, chosen, clusterer, batch_size or DEFAULT_BATCH_SIZE
+        )
+    finally:
+        if module is not None:
+            module.train(was_training)
+    return Segmentation(labels=labels, reconstructions=reconstructions, n_clusters=torch.tensor(counts))
+
+
+def adjusted_rand_index(
+    labels: Tensor | np.ndarray, masks: Tensor | np.ndarray, foreground_only: bool = False
+) -> Tensor:
+    """Adjusted Rand index of each image's label map against its ground-truth mask.
+
+    Args:
+        labels: predicted label maps ``(N, H, W)`` (or ``(N, pixels)``), any integers.
+        masks: ground truth of the same shape (0 = background, 1.. = objects).
+        foreground_only: score only the pixels whose mask is not 0 (ARI-FG); an image without any scores NaN.
+
+    Returns:
+        A float64 tensor ``(N,)``, equal to scikit-learn's ``adjusted_rand_score`` per image.
+    """
+    return _ari(torch.as_tensor(labels), torch.as_tensor(masks), foreground_only=foreground_only)
+
+
+def load_model(path: str | os.PathLike[str]) -> torch.nn.Module:
+    """A trained model, ready to segment (eval mode, on the CPU).
+
+    Args:
+        path: a training run directory of ``run_train.py`` (its ``checkpoints/last.ckpt``), a checkpoint it wrote
+            (which records the model's class and arguments), or a checkpoint of the authors' training code.
+
+    Raises:
+        LNSError: the path holds no such model, or the model's class cannot be imported.
+    """
+    path = Path(path)
+    source = load_source(path, None) if path.is_dir() else load_source(None, path)
+    return source.model.eval()
