@@ -2,9 +2,10 @@
 against the machine's matmul rates, ``torch.compile`` on top, and the segmentation quality of models trained at
 each precision.
 
-    python bench/precision.py --quality-sweep <sweep dir>
+    python bench/precision.py speed                  # -> bench/results/precision.md
+    python bench/precision.py quality <sweep dir>    # -> bench/results/precision_quality.md
 
-The quality part reads a finished training sweep (each job trained with ``segment=paper`` and one explicit
+The quality part reads a training sweep (each job trained with ``segment=paper`` and one explicit
 ``trainer.precision``), made by
 
     python run_train.py -m experiment=quickstart data=kanizsa,illusory_occlusion seed=1,2,3 \\
@@ -13,7 +14,7 @@ The quality part reads a finished training sweep (each job trained with ``segmen
 
 and states that sweep's command as recorded in its ``multirun.yaml``. ``auto`` may pick bf16 only when the bf16
 mean ARI lies within the float32 seed spread (one standard deviation over seeds) on every dataset; the table says
-whether it does.
+whether it does. Jobs of the sweep that have not finished are left out (the seeds column counts the rest).
 """
 
 from __future__ import annotations
@@ -160,36 +161,22 @@ def quality_rows(sweep_dir: Path) -> tuple[list[list[object]], list[str]]:
     return rows, verdicts
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quality-sweep", type=Path, required=True, help="finished sweep directory (see above)")
-    parser.add_argument("--steps", type=int, default=40, help="timed steps per round")
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=2, help="rounds; the fastest counts")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--z-dim", type=int, default=15)
-    parser.add_argument("--train-images", type=int, default=2048)
-    parser.add_argument("--output", type=Path, default=None)
-    args = parser.parse_args()
+def speed(args: argparse.Namespace) -> None:
+    """Write ``bench/results/precision.md``: steps/s, GFLOP/s against the matmul peaks, torch.compile."""
     device = pick_device("cpu")
-
-    quality, verdicts = quality_rows(args.quality_sweep)
-    if not quality:
-        raise SystemExit(f"{args.quality_sweep} holds no finished segmentations (*/segment/*/summary.json).")
     fp32, bf16 = matmul_gflops(torch.float32), matmul_gflops(torch.bfloat16)
     with tempfile.TemporaryDirectory(prefix="lns-precision-") as tmp:
         data_dir = Path(tmp)
         make_dataset(data_dir, args.train_images)
-        speed, rates = speed_rows(args, data_dir, device)
+        rows, rates = speed_rows(args, data_dir, device)
         compiled = compile_rows(args, data_dir, device, rates)
-
-    for row in speed:
+    for row in rows:
         peak = fp32 if row[1] == "32-true" else bf16
         row.append(f"{100 * row[4] / peak:.0f}%")
     table = [
         "## Speed (steps/s, achieved GFLOP/s of the forward and backward pass)",
         "",
-        *markdown_table(["model", "precision", "path", "steps/s", "GFLOP/s", "of matmul peak"], speed),
+        *markdown_table(["model", "precision", "path", "steps/s", "GFLOP/s", "of matmul peak"], rows),
         "",
         f"2048x2048 matmul on this CPU: float32 {fp32:.0f} GFLOP/s, bfloat16 {bf16:.0f} GFLOP/s.",
         "",
@@ -199,17 +186,9 @@ def main() -> None:
             ["model", "precision", "eager steps/s", "compiled steps/s", "compile s", "saved s in 1,400 steps", "pays"],
             compiled,
         ),
-        "",
-        "## Quality: ARI over training seeds",
-        "",
-        f"Sweep: `{sweep_command(args.quality_sweep)}`",
-        "",
-        *markdown_table(["dataset", "precision", "seeds", "mean ARI", "std over seeds", "per seed"], quality),
-        "",
-        *verdicts,
     ]
     settings = {
-        "speed settings": f"batch {args.batch_size}, 64x64, z_dim {args.z_dim}, GECO, Adam, channels_last; "
+        "settings": f"batch {args.batch_size}, 64x64, z_dim {args.z_dim}, GECO, Adam, channels_last; "
         f"{args.steps} timed steps after {args.warmup} warm-up steps, fastest of {args.repeats} rounds",
     }
     notes = [
@@ -218,7 +197,43 @@ def main() -> None:
         "Compile s = the first compiled step's wall time minus two compiled steps; pays = the time it saves over "
         "a 1,400-step quick-start run exceeds it.",
     ]
-    write_results("precision", "Training precision: speed and quality", settings, table, notes, args.output)
+    write_results("precision", "Training precision: speed", settings, table, notes, args.output)
+
+
+def quality(args: argparse.Namespace) -> None:
+    """Write ``bench/results/precision_quality.md``: ARI over seeds per dataset and precision."""
+    rows, verdicts = quality_rows(args.sweep)
+    if not rows:
+        raise SystemExit(f"{args.sweep} holds no finished segmentations (*/segment/*/summary.json).")
+    table = [
+        f"Sweep: `{sweep_command(args.sweep)}`",
+        "",
+        *markdown_table(["dataset", "precision", "seeds", "mean ARI", "std over seeds", "per seed"], rows),
+        "",
+        *verdicts,
+    ]
+    write_results("precision_quality", "Training precision: segmentation quality", {}, table, (), args.output)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parts = parser.add_subparsers(dest="part", required=True)
+    timing = parts.add_parser("speed", help="steps/s, matmul headroom, torch.compile -> precision.md")
+    timing.add_argument("--steps", type=int, default=40, help="timed steps per round")
+    timing.add_argument("--warmup", type=int, default=5)
+    timing.add_argument("--repeats", type=int, default=2, help="rounds; the fastest counts")
+    timing.add_argument("--batch-size", type=int, default=64)
+    timing.add_argument("--z-dim", type=int, default=15)
+    timing.add_argument("--train-images", type=int, default=2048)
+    timing.add_argument("--output", type=Path, default=None)
+    scores = parts.add_parser("quality", help="ARI over seeds from a training sweep -> precision_quality.md")
+    scores.add_argument("sweep", type=Path, help="the sweep directory (see above)")
+    scores.add_argument("--output", type=Path, default=None)
+    args = parser.parse_args()
+    if args.part == "speed":
+        speed(args)
+    else:
+        quality(args)
 
 
 if __name__ == "__main__":
