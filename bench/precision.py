@@ -153,10 +153,12 @@ def quality_rows(sweep_dir: Path) -> tuple[list[list[object]], list[str]]:
             stats[precision] = (mean, std)
             rows.append([dataset, precision, len(values), mean, std, " ".join(f"{v:.3f}" for v in values)])
         (mean32, std32), (mean16, _) = stats["32-true"], stats["bf16-mixed"]
-        within = abs(mean16 - mean32) <= std32
+        if std32 != std32 or mean16 != mean16:
+            verdict = "too few seeds to compare"
+        else:
+            verdict = "within the spread" if abs(mean16 - mean32) <= std32 else "outside the spread"
         verdicts.append(
-            f"{dataset}: bf16 - float32 = {mean16 - mean32:+.3f} ARI; float32 seed std {std32:.3f}: "
-            f"{'within' if within else 'outside'} the spread."
+            f"{dataset}: bf16 - float32 = {mean16 - mean32:+.3f} ARI; float32 seed std {std32:.3f}: {verdict}."
         )
     return rows, verdicts
 
