@@ -36,7 +36,6 @@ from lns.segmentation.wandb_log import log_segmentation_to_wandb
 from lns.segmentation.weights import apply_weights, weights_record
 from lns.stale_files import remove_stale_temporary_files
 from lns.training.health import read_health
-from lns.training.precision import recorded_precision
 from lns.viz.figures import save_segmentation_panels
 from lns.viz.umap_plot import embed_umap, save_umap_scatter
 
@@ -357,7 +356,7 @@ def segment(cfg: DictConfig) -> dict[str, Any]:
         "seconds_per_image": seconds_per_image,
         "health": health,
         "data_dir": str(folder.resolve()),
-        "training_precision": recorded_precision(source.run_dir),
+        "training_precision": source.training_precision,
     }
     summary = write_outputs(out_dir, results, {**settings, **extra})
     figure_dir = draw_figures(cfg, out_dir, arrays, results, store)

@@ -31,6 +31,8 @@ class ModelSource:
     """The data folder the run was trained on, as its ``run_config.yaml`` recorded it (older runs: None)."""
     model_config: dict[str, Any] | None = None
     """The model's class (``_target_``) and arguments, as the run recorded them (authors' checkpoints: None)."""
+    training_precision: dict[str, str] | None = None
+    """The precision the run asked for and trained in, as its settings recorded them (older runs: None)."""
 
     @property
     def kind(self) -> str:
@@ -95,6 +97,9 @@ def _from_settings(run_cfg: DictConfig, checkpoint: Path, content: dict[str, Any
         run_dir=run_dir,
         data_dir=Path(recorded) if (recorded := OmegaConf.select(run_cfg, "paths.data_dir")) else None,
         model_config=OmegaConf.to_container(run_cfg.model, resolve=True),
+        training_precision=(
+            OmegaConf.to_container(run_cfg.training_precision) if "training_precision" in run_cfg else None
+        ),
     )
 
 

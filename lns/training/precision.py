@@ -10,9 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
-
-from lns.run_layout import RUN_CONFIG
 
 AUTO = "auto"
 BF16 = "bf16-mixed"
@@ -59,12 +56,3 @@ def resolve_precision(requested: str | int, accelerator: str) -> str:
         return str(requested)
     native = gpu_has_native_bf16() if uses_gpu(accelerator) else cpu_has_native_bf16()
     return BF16 if native else FLOAT32
-
-
-def recorded_precision(run_dir: Path | None) -> dict[str, str] | None:
-    """The precision a training run asked for and used, as its ``run_config.yaml`` records it (None if unknown)."""
-    record = None if run_dir is None else Path(run_dir) / RUN_CONFIG
-    if record is None or not record.is_file():
-        return None
-    recorded = OmegaConf.load(record).get("training_precision")
-    return None if recorded is None else {str(k): str(v) for k, v in recorded.items()}
