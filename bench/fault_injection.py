@@ -69,7 +69,7 @@ def main() -> None:
         *timings,
     ]
     revision = git_revision()
-    commit = revision.replace("+dirty", " (+ uncommitted changes of this stop)")
+    commit = revision.replace("+dirty", " (+ uncommitted changes)")
     settings = {"commit": commit, "suites": ", ".join(args.suites)}
     write_results("fault_injection", "Fault injection: counts", settings, table, notes)
 
