@@ -3,7 +3,7 @@ against the machine's matmul rates, ``torch.compile`` on top, and the segmentati
 each precision.
 
     python bench/precision.py speed                  # -> bench/results/precision.md
-    python bench/precision.py quality <sweep dir>    # -> bench/results/precision_quality.md
+    python bench/precision.py quality <sweep dir>... # -> bench/results/precision_quality.md
 
 The quality part reads a training sweep (each job trained with ``segment=paper`` and one explicit
 ``trainer.precision``), made by
@@ -12,7 +12,8 @@ The quality part reads a training sweep (each job trained with ``segment=paper``
         trainer.precision=bf16-mixed,32-true segment=paper segment.test_num=100 paths.data_dir=<data> \\
         hydra.sweep.dir=<sweep dir>
 
-and states that sweep's command as recorded in its ``multirun.yaml``. ``auto`` may pick bf16 only when the bf16
+and states that sweep's command as recorded in its ``multirun.yaml``. Several sweep directories may be given (a
+sweep finished in parts, one seed range each); their jobs are pooled. ``auto`` may pick bf16 only when the bf16
 mean ARI lies within the float32 seed spread (one standard deviation over seeds) on every dataset; the table says
 whether it does. Jobs of the sweep that have not finished are left out (the seeds column counts the rest).
 """
@@ -132,11 +133,12 @@ def sweep_command(sweep_dir: Path) -> str:
     return "python run_train.py -m " + " ".join(str(o) for o in overrides) + f" hydra.sweep.dir={sweep_dir}"
 
 
-def quality_rows(sweep_dir: Path) -> tuple[list[list[object]], list[str]]:
+def quality_rows(sweep_dirs: list[Path]) -> tuple[list[list[object]], list[str]]:
     """Mean ARI ± std over seeds per (dataset, precision), and whether bf16 is within float32's seed spread."""
     scores: dict[tuple[str, str], list[float]] = defaultdict(list)
     settings: set[str] = set()
-    for summary_path in sorted(sweep_dir.glob(f"*/segment/*/{SEGMENTATION_SUMMARY}")):
+    summaries = [path for sweep in sweep_dirs for path in sorted(sweep.glob(f"*/segment/*/{SEGMENTATION_SUMMARY}"))]
+    for summary_path in summaries:
         run_dir = summary_path.parents[2]
         record = OmegaConf.load(run_dir / RUN_CONFIG)
         summary = json.loads(summary_path.read_text())
@@ -207,11 +209,11 @@ def speed(args: argparse.Namespace) -> None:
 
 def quality(args: argparse.Namespace) -> None:
     """Write ``bench/results/precision_quality.md``: ARI over seeds per dataset and precision."""
-    rows, verdicts = quality_rows(args.sweep)
+    rows, verdicts = quality_rows(args.sweeps)
     if not rows:
-        raise SystemExit(f"{args.sweep} holds no finished segmentations (*/segment/*/summary.json).")
+        raise SystemExit(f"{args.sweeps} hold no finished segmentations (*/segment/*/summary.json).")
     table = [
-        f"Sweep: `{sweep_command(args.sweep)}`",
+        *(f"Sweep: `{sweep_command(sweep)}`" for sweep in args.sweeps),
         "",
         *markdown_table(["dataset", "precision", "seeds", "mean ARI", "std over seeds", "per seed"], rows),
         "",
@@ -232,7 +234,7 @@ def main() -> None:
     timing.add_argument("--train-images", type=int, default=2048)
     timing.add_argument("--output", type=Path, default=None)
     scores = parts.add_parser("quality", help="ARI over seeds from a training sweep -> precision_quality.md")
-    scores.add_argument("sweep", type=Path, help="the sweep directory (see above)")
+    scores.add_argument("sweeps", type=Path, nargs="+", help="the sweep directories (see above)")
     scores.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     if args.part == "speed":
