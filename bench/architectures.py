@@ -27,7 +27,7 @@ from pathlib import Path
 from common import REPO, markdown_table, write_results
 
 from lns.data.catalog import DATASET_FOLDERS
-from lns.run_layout import SEGMENTATION_SUMMARY
+from lns.runs.run_layout import SEGMENTATION_SUMMARY
 
 MODELS = {"ae": "AE (ours)", "vae": "VAE (ours)", "diffusers_kl": "diffusers AutoencoderKL"}
 DATASETS = ("kanizsa", "illusory_occlusion")

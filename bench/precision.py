@@ -39,7 +39,7 @@ from lns.data.catalog import dataset_dir
 from lns.data.npz import load_split
 from lns.models import Autoencoder
 from lns.objectives import kl_divergence, reconstruction_error
-from lns.run_layout import RUN_CONFIG, SEGMENTATION_SUMMARY
+from lns.runs.run_layout import RUN_CONFIG, SEGMENTATION_SUMMARY
 
 PRECISIONS = ("32-true", "bf16-mixed")
 QUICKSTART_STEPS = 1400

@@ -31,7 +31,7 @@ from omegaconf import OmegaConf
 
 from lns.data.catalog import dataset_dir
 from lns.data.npz import load_split
-from lns.run_layout import LAST_CHECKPOINT, RUN_CONFIG
+from lns.runs.run_layout import LAST_CHECKPOINT, RUN_CONFIG
 from lns.segmentation.health import measure_signal
 from lns.segmentation.source import resolve_source
 from lns.sweep_runs import run_state

@@ -11,8 +11,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from data_gen.generate import generate, request_from_config
 from lns.errors import LNSError
-from lns.hydra_record import save_hydra_record
 from lns.refused_run import clear_refused_run, is_fresh
+from lns.runs.hydra_record import save_hydra_record
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="generate")

@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from lns.atomic import atomic_write_text, replace_durably
 from lns.data.npz import MASKED_SPLITS, NpzWriter, validate_split_arrays
-from lns.disk_full import disk_full_error, is_disk_full
 from lns.errors import LNSError
-from lns.stale_files import remove_stale_partial_folders
+from lns.runs.atomic import atomic_write_text, replace_durably
+from lns.runs.disk_full import disk_full_error, is_disk_full
+from lns.runs.stale_files import remove_stale_partial_folders
 
 MANIFEST = "manifest.json"
 SAMPLES = 32  # images per sample grid (8 for 256x256 images, which keeps the grid small in memory)

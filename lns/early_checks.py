@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from lns.data.catalog import check_image_size, check_name, dataset_dir
 from lns.data.npz import split_file
 from lns.errors import LNSError
-from lns.run_layout import training_run_config
+from lns.runs.run_layout import training_run_config
 from lns.segmentation.noise_checks import check_directions, check_noise_settings
 
 LATENT_NOISE_FEATURES = ("noise", "jacobian")

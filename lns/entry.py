@@ -12,11 +12,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 
-from lns.disk_full import disk_full_error, no_space_error
 from lns.errors import LNSError
 from lns.job_outcome import job_dir, record_failure, record_success
-from lns.process_rank import is_launching_process
 from lns.refused_run import clear_refused_run, is_fresh
+from lns.runs.disk_full import disk_full_error, no_space_error
+from lns.runs.process_rank import is_launching_process
 from lns.wandb_login import wandb_login_error
 
 INTERRUPTED_EXIT_CODE = 130

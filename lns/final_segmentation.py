@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lns.entry import in_multirun
 from lns.errors import LNSError
-from lns.run_layout import SEGMENTATION_SUMMARY
+from lns.runs.run_layout import SEGMENTATION_SUMMARY
 from lns.segment import format_table, pixel_method, segment
 from lns.shared_segmentation import registry_file, segment_once
 

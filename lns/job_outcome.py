@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 
-from lns.atomic import atomic_write_text
+from lns.runs.atomic import atomic_write_text
 
 ERROR_FILE = "error.txt"
 

@@ -16,15 +16,16 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from lns.atomic import atomic_savez, atomic_write_text
 from lns.data.batches import LabelledBatches
 from lns.data.catalog import dataset_dir, folder_name
 from lns.data.npz import MASKED_SPLITS, SplitArrays, load_split
 from lns.errors import LNSError
-from lns.hydra_record import save_hydra_record
 from lns.loggers import finishing_wandb
 from lns.models import Autoencoder
-from lns.run_layout import RUN_CONFIG, SEGMENTATION_SUMMARY
+from lns.runs.atomic import atomic_savez, atomic_write_text
+from lns.runs.hydra_record import save_hydra_record
+from lns.runs.run_layout import RUN_CONFIG, SEGMENTATION_SUMMARY
+from lns.runs.stale_files import remove_stale_temporary_files
 from lns.segment_folder import segment_picture_folder
 from lns.segmentation.health import SignalThresholds, has_signal, measure_signal, no_signal_message
 from lns.segmentation.methods import LatentNoiseMethod, PixelMethod
@@ -34,7 +35,6 @@ from lns.segmentation.parts import PartStore, SegmentationResults
 from lns.segmentation.source import ModelSource, resolve_source
 from lns.segmentation.wandb_log import log_segmentation_to_wandb
 from lns.segmentation.weights import apply_weights, weights_record
-from lns.stale_files import remove_stale_temporary_files
 from lns.training.health import read_health
 from lns.viz.figures import save_segmentation_panels
 from lns.viz.umap_plot import embed_umap, save_umap_scatter

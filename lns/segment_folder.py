@@ -18,12 +18,12 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from lns.atomic import atomic_savez, atomic_write_text
 from lns.data.image_folder import read_masks, read_pictures
 from lns.errors import LNSError
-from lns.hydra_record import save_hydra_record
 from lns.metrics.ari import adjusted_rand_index
 from lns.models.adapter import as_adapter
+from lns.runs.atomic import atomic_savez, atomic_write_text
+from lns.runs.hydra_record import save_hydra_record
 from lns.segmentation.core import Clusterer, segment_all
 from lns.segmentation.methods import PixelMethod
 from lns.segmentation.source import ModelSource

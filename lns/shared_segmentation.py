@@ -20,8 +20,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from lns.run_layout import SEGMENTATION_SUMMARY
-from lns.training.run_lock import UNSUPPORTED
+from lns.runs.run_layout import SEGMENTATION_SUMMARY
+from lns.runs.run_lock import UNSUPPORTED
 
 log = logging.getLogger(__name__)
 

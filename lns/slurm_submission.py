@@ -20,9 +20,9 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from lns.atomic import atomic_write_text
 from lns.entry import explain, user_error
 from lns.job_outcome import ERROR_FILE
+from lns.runs.atomic import atomic_write_text
 
 # Words of sbatch's reason -> the change that likely fixes it.
 FIXES: tuple[tuple[str, str], ...] = (

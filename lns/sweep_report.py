@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from lns.errors import LNSError
 from lns.job_outcome import error_line
-from lns.run_layout import SEGMENTATION_SUMMARY
+from lns.runs.run_layout import SEGMENTATION_SUMMARY
 from lns.sweep_runs import natural_key
 
 

@@ -16,7 +16,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from lns.errors import LNSError
-from lns.run_layout import LAST_CHECKPOINT, RUN_CONFIG
+from lns.runs.run_layout import LAST_CHECKPOINT, RUN_CONFIG
 
 HYDRA_CONFIG = Path(".hydra") / "config.yaml"
 MULTIRUN_FLAGS = ("-m", "--multirun")
@@ -48,7 +48,7 @@ def run_state(run_dir: Path) -> RunState:
     max_steps = OmegaConf.select(OmegaConf.load(config_file), "trainer.max_steps") if config_file.is_file() else None
     if max_steps is None or int(max_steps) < 0:
         return RunState(run_dir)  # no step budget recorded: the last checkpoint is the final one
-    from lns.checkpoint_file import read_checkpoint_dict  # torch: only when a checkpoint is read
+    from lns.runs.checkpoints import read_checkpoint_dict  # torch: only when a checkpoint is read
 
     step = int(read_checkpoint_dict(last).get("global_step", -1))
     if step < int(max_steps):

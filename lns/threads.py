@@ -19,7 +19,7 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
-from lns.training.run_lock import UNSUPPORTED
+from lns.runs.run_lock import UNSUPPORTED
 
 log = logging.getLogger(__name__)
 

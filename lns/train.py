@@ -12,21 +12,21 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.plugins.environments import SLURMEnvironment
 
-from lns.atomic import atomic_write_text
 from lns.data.datamodule import NpzDataModule
 from lns.errors import LNSError
 from lns.final_segmentation import segment_final_checkpoint
-from lns.hydra_record import save_hydra_record
 from lns.loggers import build_loggers, config_as_dict, finishing_wandb
 from lns.models import build_model
-from lns.run_layout import LAST_CHECKPOINT, RUN_CONFIG
+from lns.runs.atomic import atomic_write_text
+from lns.runs.hydra_record import save_hydra_record
+from lns.runs.run_layout import LAST_CHECKPOINT, RUN_CONFIG
+from lns.runs.run_lock import holding_run_dir
 from lns.training.callbacks import FinalCheckpoint, GracefulInterrupt
 from lns.training.checkpoint_io import AtomicCheckpointIO
 from lns.training.module import TrainingModule
 from lns.training.precision import resolve_precision, uses_gpu
 from lns.training.requeue import CheckpointBeforeRequeue
 from lns.training.resume import check_resumable, check_run_dir
-from lns.training.run_lock import holding_run_dir
 from lns.training.shared_requests import SharedRequests
 from lns.training.wandb_figures import WandbFigures
 

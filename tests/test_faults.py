@@ -27,17 +27,17 @@ import torch
 
 from data_gen.generate import MODULES, Request, plan_splits, render
 from data_gen.gradient_occlusion import gradient_colours
-from lns import atomic
-from lns.disk_full import is_disk_full
 from lns.entry import INTERRUPTED_EXIT_CODE
 from lns.errors import LNSError
-from lns.process_rank import is_launching_process
+from lns.runs import atomic
+from lns.runs.disk_full import is_disk_full
+from lns.runs.process_rank import is_launching_process
+from lns.runs.run_lock import RUN_LOCK, holding_run_dir, run_lock
+from lns.runs.stale_files import remove_stale_partial_folders, remove_stale_temporary_files
 from lns.segmentation.parts import PartStore
-from lns.stale_files import remove_stale_partial_folders, remove_stale_temporary_files
 from lns.train import train
 from lns.training.callbacks import GracefulInterrupt
 from lns.training.checkpoint_io import AtomicCheckpointIO
-from lns.training.run_lock import RUN_LOCK, holding_run_dir, run_lock
 from lns.training.shared_requests import SharedRequests
 from tests.helpers import LEAN, REPO, TINY_TRAIN, compose_config
 from tests.helpers.fault_harness import Zygote
@@ -117,7 +117,7 @@ def test_stale_partial_dataset_folders_of_dead_processes_go(tmp_path: Path) -> N
 HOLDER = textwrap.dedent(
     """
     import sys, time
-    from lns.training.run_lock import run_lock
+    from lns.runs.run_lock import run_lock
     with run_lock(sys.argv[1]):
         print("holding", flush=True)
         time.sleep(600)
@@ -181,7 +181,7 @@ def test_a_file_system_without_locks_is_explained(tmp_path: Path, monkeypatch: p
     def no_locks(descriptor: int, operation: int) -> None:
         raise OSError(errno.ENOLCK, "No locks available")
 
-    monkeypatch.setattr("lns.training.run_lock.fcntl.flock", no_locks)
+    monkeypatch.setattr("lns.runs.run_lock.fcntl.flock", no_locks)
     with pytest.raises(LNSError) as unsupported, run_lock(tmp_path):
         pass
     message = " ".join(str(unsupported.value).split())

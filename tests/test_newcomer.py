@@ -19,9 +19,9 @@ from hydra.utils import instantiate
 from lns.entry import user_error
 from lns.refused_run import clear_refused_run
 from lns.report import write_report
+from lns.runs.run_lock import run_lock
 from lns.segment import segment
 from lns.slurm_submission import refusal_message, sbatch_reason
-from lns.training.run_lock import run_lock
 from tests.helpers import REPO, compose_config, compose_with_hydra
 
 # A run shorter than the default logging interval (50) and health start (100): what a newcomer's first try is.

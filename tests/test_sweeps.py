@@ -20,9 +20,9 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from pytorch_lightning.plugins.environments import SLURMEnvironment
 
-from lns.atomic import atomic_write_text
 from lns.data.catalog import GG_DATASETS
 from lns.report.__main__ import main as report_main
+from lns.runs.atomic import atomic_write_text
 from lns.train import build_trainer, train
 from lns.training.requeue import CheckpointBeforeRequeue, submitit_signal
 from tests.helpers import REPO, TINY_SEGMENT, TINY_TRAIN, compose_config, compose_with_hydra, sweep_jobs

@@ -23,9 +23,9 @@ from types import TracebackType
 
 import numpy as np
 
-from lns.atomic import replace_durably
 from lns.data.catalog import QUICK_START_SIZES, SUPPORTED_IMAGE_SIZES, generate_command, name_from_folder
 from lns.errors import LNSError
+from lns.runs.atomic import replace_durably
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test_1", "test")
 MASKED_SPLITS: tuple[str, ...] = ("test_1", "test")

@@ -26,9 +26,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lns.checkpoint_file import read_checkpoint
 from lns.errors import LNSError
 from lns.models.autoencoder import Autoencoder
+from lns.runs.checkpoints import read_checkpoint
 
 MODEL_NAMES = {"AE_model": False, "BetaVAE_model": True}
 _DATA_PARALLEL_PREFIX = "module."

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from lns.data.catalog import DATASET_FOLDERS
 from lns.errors import LNSError
-from lns.run_layout import SEGMENTATION_SUMMARY
+from lns.runs.run_layout import SEGMENTATION_SUMMARY
 
 _MODELS = ("ae", "vae")
 _WEIGHTS = ("trained", "random")

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from lns.atomic import atomic_savez, atomic_write_text
 from lns.errors import LNSError
+from lns.runs.atomic import atomic_savez, atomic_write_text
 
 PER_IMAGE_KEYS = ("index", "ari", "ari_fg", "n_clusters", "labels", "reconstructions")
 

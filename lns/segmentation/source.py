@@ -10,11 +10,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from lns.checkpoint_file import read_checkpoint_dict
 from lns.data.catalog import DATASET_FOLDERS
 from lns.errors import LNSError
 from lns.models import Autoencoder, build_model, is_authors_checkpoint, load_authors_checkpoint
-from lns.run_layout import CHECKPOINT_RUN_CONFIG, LAST_CHECKPOINT, RUN_CONFIG, training_run_config
+from lns.runs.checkpoints import read_checkpoint_dict
+from lns.runs.run_layout import CHECKPOINT_RUN_CONFIG, LAST_CHECKPOINT, RUN_CONFIG, training_run_config
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import pytorch_lightning as pl
 import torch
 
 from lns.models.adapter import as_adapter
-from lns.run_layout import LAST_CHECKPOINT
+from lns.runs.run_layout import LAST_CHECKPOINT
 from lns.viz.figures import save_curves, save_image_grid
 
 CURVE_KEYS = ("train/loss", "train/recon", "train/kl", "train/geco_beta", "train/recon_ema", "val/recon")

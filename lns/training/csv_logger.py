@@ -11,7 +11,7 @@ from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from typing_extensions import override
 
-from lns.atomic import atomic_write_text
+from lns.runs.atomic import atomic_write_text
 
 
 def continue_history(path: Path, first_step: int | None) -> list[str]:

@@ -25,8 +25,8 @@ from typing import Any
 
 from torch import Tensor
 
-from lns.atomic import atomic_write_text
 from lns.errors import LNSError
+from lns.runs.atomic import atomic_write_text
 
 HEALTH_FILE = Path("health.json")
 PROBLEMS = ("loss_flat", "ignores_input")

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from lns.errors import LNSError
 from lns.models.adapter import as_adapter
 from lns.objectives import image_reconstruction_error, kl_divergence, reconstruction_error
-from lns.run_layout import CHECKPOINT_RUN_CONFIG, LAST_CHECKPOINT
+from lns.runs.run_layout import CHECKPOINT_RUN_CONFIG, LAST_CHECKPOINT
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 
-from lns.run_layout import LAST_CHECKPOINT
+from lns.runs.run_layout import LAST_CHECKPOINT
 
 SignalHandler = Callable[[int, object], object]
 

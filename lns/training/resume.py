@@ -10,10 +10,10 @@ from typing import Any
 from omegaconf import OmegaConf
 from torch import nn
 
-from lns.checkpoint_file import read_checkpoint_dict
 from lns.errors import LNSError
 from lns.models import is_authors_checkpoint
-from lns.run_layout import LAST_CHECKPOINT, RUN_CONFIG
+from lns.runs.checkpoints import read_checkpoint_dict
+from lns.runs.run_layout import LAST_CHECKPOINT, RUN_CONFIG
 
 log = logging.getLogger(__name__)
 

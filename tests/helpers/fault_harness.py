@@ -32,8 +32,8 @@ PRELOADED = ("lns.train", "lns.segment", "data_gen.generate")
 # Functions a child can be told to die in, by name: module attribute paths patched in the child.
 KILL_POINTS = {
     "fsync": ("os", "fsync"),  # inside an atomic write: data written, not yet renamed
-    "replace": ("lns.atomic", "replace_durably"),  # about to rename the finished temporary file
-    "fsync_directory": ("lns.atomic", "fsync_directory"),  # renamed, the directory not yet flushed
+    "replace": ("lns.runs.atomic", "replace_durably"),  # about to rename the finished temporary file
+    "fsync_directory": ("lns.runs.atomic", "fsync_directory"),  # renamed, the directory not yet flushed
     "torch_load": ("torch", "load"),  # reading a checkpoint (the 2nd read of a resume is Lightning's restore)
     # Right after Lightning installed its own SIGTERM handler, before the training loop starts.
     "run_stage": ("pytorch_lightning.trainer.trainer", "Trainer._run_stage"),

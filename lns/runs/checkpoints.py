@@ -1,4 +1,5 @@
-"""Reading checkpoint files safely: ``weights_only`` loading, every failure an :class:`LNSError` naming the file."""
+"""Checkpoint files: reading them safely (``weights_only`` loading, every failure an :class:`LNSError` naming the
+file) and writing them atomically (a kill at any moment keeps the previous file intact)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import torch
 
 from lns.errors import LNSError
+from lns.runs.atomic import atomic_path
 
 
 def _refusal_detail(error: Exception) -> str:
@@ -55,3 +57,13 @@ def read_checkpoint_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(content, dict):
         raise LNSError(f"Checkpoint {path} holds a {type(content).__name__}, not a checkpoint dictionary.")
     return content
+
+
+def write_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """``torch.save(checkpoint, path)`` with the atomic rename of :func:`~lns.runs.atomic.atomic_path`.
+
+    ``torch.save`` writes through a Python file object, so a full disk surfaces as the file's ``OSError`` (which
+    :func:`~lns.runs.atomic.atomic_path` turns into a clear message) rather than as an opaque zip-writer error.
+    """
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(checkpoint, handle)

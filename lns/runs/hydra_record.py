@@ -13,8 +13,8 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from lns.atomic import atomic_write_text
-from lns.process_rank import is_launching_process
+from lns.runs.atomic import atomic_write_text
+from lns.runs.process_rank import is_launching_process
 
 HYDRA_RECORD = Path(".hydra")
 

@@ -1,6 +1,6 @@
 """Temporary files and folders left by killed processes: find the ones whose writer is dead and remove them.
 
-Atomic writes (:mod:`lns.atomic`) write ``.<name>.<pid>.tmp`` beside the final file; dataset generation builds
+Atomic writes (:mod:`lns.runs.atomic`) write ``.<name>.<pid>.tmp`` beside the final file; dataset generation builds
 ``.<folder>.partial-<pid>-<random>`` beside the dataset folder. The process id in the name tells whether the
 writer still runs on this machine; the files of a live process are never touched.
 """

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lns.disk_full import disk_full_error, is_disk_full
+from lns.runs.disk_full import disk_full_error, is_disk_full
 
 
 def temporary_sibling(path: Path, pid: int | None = None) -> Path:
@@ -40,7 +40,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
     On error the temporary file is removed and ``path`` keeps its previous content, so a crash or a kill at any
     moment never leaves a half-written file under the final name; a kill can leave the temporary file, which the
-    next run removes (:mod:`lns.stale_files`). A write that fails for lack of space raises an
+    next run removes (:mod:`lns.runs.stale_files`). A write that fails for lack of space raises an
     :class:`~lns.errors.LNSError` that says so.
     """
     path = Path(path)

@@ -22,8 +22,8 @@ from typing import TypeVar
 from omegaconf import DictConfig
 
 from lns.errors import LNSError
-from lns.process_rank import is_launching_process
-from lns.stale_files import remove_stale_temporary_files
+from lns.runs.process_rank import is_launching_process
+from lns.runs.stale_files import remove_stale_temporary_files
 
 RUN_LOCK = Path("run.lock")
 # A holder writes its name right after taking the lock; a refused process waits this long for it to appear.
