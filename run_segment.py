@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 from lns.console import quiet_libraries
 from lns.early_checks import check_segmentation_settings
 from lns.entry import run_or_explain
-from lns.threads import share_cpus
+from lns.sweeps.threads import share_cpus
 
 
 def checked_segment(cfg: DictConfig) -> dict:
@@ -31,7 +31,7 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     from lns.images_argument import images_argument
-    from lns.sweep_runs import expand_run_dir_argument
+    from lns.sweeps.sweep_runs import expand_run_dir_argument
 
     # A training sweep directory becomes one segmentation job per completed run.
     sys.argv = run_or_explain(lambda: expand_run_dir_argument(images_argument(sys.argv)))

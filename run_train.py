@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 from lns.console import quiet_libraries
 from lns.early_checks import check_training_settings
 from lns.entry import INTERRUPTED_EXIT_CODE, run_or_explain
-from lns.threads import share_cpus
+from lns.sweeps.threads import share_cpus
 
 
 def checked_train(cfg: DictConfig) -> dict:

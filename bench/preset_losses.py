@@ -34,7 +34,7 @@ from lns.data.npz import load_split
 from lns.runs.run_layout import LAST_CHECKPOINT, RUN_CONFIG
 from lns.segmentation.health import measure_signal
 from lns.segmentation.source import resolve_source
-from lns.sweep_runs import run_state
+from lns.sweeps.sweep_runs import run_state
 from lns.training.health import HealthHistory, HealthThresholds, across_image_variance, read_health
 
 DATASETS = ("kanizsa", "gradient_occlusion", "closure", "continuity", "illusory_occlusion", "proximity")

@@ -13,10 +13,10 @@ from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 
 from lns.errors import LNSError
-from lns.job_outcome import job_dir, record_failure, record_success
 from lns.refused_run import clear_refused_run, is_fresh
 from lns.runs.disk_full import disk_full_error, no_space_error
 from lns.runs.process_rank import is_launching_process
+from lns.sweeps.job_outcome import job_dir, record_failure, record_success
 from lns.wandb_login import wandb_login_error
 
 INTERRUPTED_EXIT_CODE = 130

@@ -15,10 +15,10 @@ import os
 import shutil
 from pathlib import Path
 
-from lns.job_outcome import ERROR_FILE
 from lns.runs.hydra_record import HYDRA_RECORD
 from lns.runs.run_layout import RUN_CONFIG
 from lns.runs.run_lock import RUN_LOCK
+from lns.sweeps.job_outcome import ERROR_FILE
 
 HYDRA_LOG_SUFFIX = ".log"
 # What a refused training or segmentation may have written; anything else means the job started (a checkpoint,

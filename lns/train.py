@@ -14,13 +14,13 @@ from pytorch_lightning.plugins.environments import SLURMEnvironment
 
 from lns.data.datamodule import NpzDataModule
 from lns.errors import LNSError
-from lns.final_segmentation import segment_final_checkpoint
 from lns.loggers import build_loggers, config_as_dict, finishing_wandb
 from lns.models import build_model
 from lns.runs.atomic import atomic_write_text
 from lns.runs.hydra_record import save_hydra_record
 from lns.runs.run_layout import LAST_CHECKPOINT, RUN_CONFIG
 from lns.runs.run_lock import holding_run_dir
+from lns.sweeps.final_segmentation import segment_final_checkpoint
 from lns.training.callbacks import FinalCheckpoint, GracefulInterrupt
 from lns.training.checkpoint_io import AtomicCheckpointIO
 from lns.training.module import TrainingModule

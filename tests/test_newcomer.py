@@ -21,7 +21,7 @@ from lns.refused_run import clear_refused_run
 from lns.report import write_report
 from lns.runs.run_lock import run_lock
 from lns.segment import segment
-from lns.slurm_submission import refusal_message, sbatch_reason
+from lns.sweeps.slurm_submission import refusal_message, sbatch_reason
 from tests.helpers import REPO, compose_config, compose_with_hydra
 
 # A run shorter than the default logging interval (50) and health start (100): what a newcomer's first try is.

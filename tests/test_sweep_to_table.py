@@ -19,11 +19,11 @@ from hydra import initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 
 from lns.errors import LNSError
-from lns.final_segmentation import segment_final_checkpoint, segmentation_configs
 from lns.report import write_report
 from lns.segment import segment
-from lns.shared_segmentation import segment_once
-from lns.sweep_runs import expand_run_dir_argument, expand_run_dirs
+from lns.sweeps.final_segmentation import segment_final_checkpoint, segmentation_configs
+from lns.sweeps.shared_segmentation import segment_once
+from lns.sweeps.sweep_runs import expand_run_dir_argument, expand_run_dirs
 from lns.train import train
 from lns.training.csv_logger import continue_history
 from tests.helpers import CONF, REPO, TINY_SEGMENT, TINY_TRAIN, compose_config

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lns import threads
-from lns.threads import given_cpus, hold_slot, local_slots, share_cpus
+from lns.sweeps import threads
+from lns.sweeps.threads import given_cpus, hold_slot, local_slots, share_cpus
 
 
 def test_slurm_gives_the_cpus_unless_the_local_launcher_shares_the_machine() -> None:

@@ -2,7 +2,7 @@
 
 Each job of the ``segment`` config group is a ``run_segment.py`` configuration, composed from ``conf/segment.yaml``
 exactly as that command would compose it, so both write the same files (``<run>/segment/<job>/``). In a sweep, a job
-whose method does not use the network is done once per dataset (lns/shared_segmentation.py).
+whose method does not use the network is done once per dataset (lns/sweeps/shared_segmentation.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from lns.entry import in_multirun
 from lns.errors import LNSError
 from lns.runs.run_layout import SEGMENTATION_SUMMARY
 from lns.segment import format_table, pixel_method, segment
-from lns.shared_segmentation import registry_file, segment_once
+from lns.sweeps.shared_segmentation import registry_file, segment_once
 
 SEGMENT_DIR = "segment"
 
@@ -70,7 +70,7 @@ def segment_final_checkpoint(cfg: DictConfig, run_dir: Path) -> dict[str, dict[s
 
     A job whose ``summary.json`` exists (a requeued job that had finished it) is read, not redone. In a sweep, a
     job whose method does not use the network reads the result of the sweep's first run of the same dataset that
-    did it (:func:`lns.shared_segmentation.segment_once`).
+    did it (:func:`lns.sweeps.shared_segmentation.segment_once`).
     """
     results = {}
     for name, seg_cfg in segmentation_configs(cfg, run_dir).items():

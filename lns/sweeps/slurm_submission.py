@@ -21,8 +21,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from lns.entry import explain, user_error
-from lns.job_outcome import ERROR_FILE
 from lns.runs.atomic import atomic_write_text
+from lns.sweeps.job_outcome import ERROR_FILE
 
 # Words of sbatch's reason -> the change that likely fixes it.
 FIXES: tuple[tuple[str, str], ...] = (

@@ -16,9 +16,9 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from lns.errors import LNSError
-from lns.job_outcome import error_line
 from lns.runs.run_layout import SEGMENTATION_SUMMARY
-from lns.sweep_runs import natural_key
+from lns.sweeps.job_outcome import error_line
+from lns.sweeps.sweep_runs import natural_key
 
 
 @dataclass(frozen=True)
