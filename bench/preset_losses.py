@@ -35,7 +35,7 @@ from lns.runs.run_layout import LAST_CHECKPOINT, RUN_CONFIG
 from lns.segmentation.health import measure_signal
 from lns.segmentation.source import resolve_source
 from lns.sweeps.sweep_runs import run_state
-from lns.training.health import HealthHistory, HealthThresholds, across_image_variance, read_health
+from lns.training.monitoring.health import HealthHistory, HealthThresholds, across_image_variance, read_health
 
 DATASETS = ("kanizsa", "gradient_occlusion", "closure", "continuity", "illusory_occlusion", "proximity")
 LOSS_COLUMN = "train/recon"

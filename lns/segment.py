@@ -35,7 +35,7 @@ from lns.segmentation.parts import PartStore, SegmentationResults
 from lns.segmentation.source import ModelSource, resolve_source
 from lns.segmentation.wandb_log import log_segmentation_to_wandb
 from lns.segmentation.weights import apply_weights, weights_record
-from lns.training.health import read_health
+from lns.training.monitoring.health import read_health
 from lns.viz.figures import save_segmentation_panels
 from lns.viz.umap_plot import embed_umap, save_umap_scatter
 

@@ -21,14 +21,15 @@ from lns.runs.hydra_record import save_hydra_record
 from lns.runs.run_layout import LAST_CHECKPOINT, RUN_CONFIG
 from lns.runs.run_lock import holding_run_dir
 from lns.sweeps.final_segmentation import segment_final_checkpoint
-from lns.training.callbacks import FinalCheckpoint, GracefulInterrupt
-from lns.training.checkpoint_io import AtomicCheckpointIO
 from lns.training.module import TrainingModule
+from lns.training.monitoring.wandb_figures import WandbFigures
 from lns.training.precision import resolve_precision, uses_gpu
-from lns.training.requeue import CheckpointBeforeRequeue
-from lns.training.resume import check_resumable, check_run_dir
-from lns.training.shared_requests import SharedRequests
-from lns.training.wandb_figures import WandbFigures
+from lns.training.safety.checkpoint_io import AtomicCheckpointIO
+from lns.training.safety.final_checkpoint import FinalCheckpoint
+from lns.training.safety.interrupt import GracefulInterrupt
+from lns.training.safety.requeue import CheckpointBeforeRequeue
+from lns.training.safety.resume import check_resumable, check_run_dir
+from lns.training.safety.shared_requests import SharedRequests
 
 log = logging.getLogger(__name__)
 

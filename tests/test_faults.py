@@ -36,9 +36,9 @@ from lns.runs.run_lock import RUN_LOCK, holding_run_dir, run_lock
 from lns.runs.stale_files import remove_stale_partial_folders, remove_stale_temporary_files
 from lns.segmentation.parts import PartStore
 from lns.train import train
-from lns.training.callbacks import GracefulInterrupt
-from lns.training.checkpoint_io import AtomicCheckpointIO
-from lns.training.shared_requests import SharedRequests
+from lns.training.safety.checkpoint_io import AtomicCheckpointIO
+from lns.training.safety.interrupt import GracefulInterrupt
+from lns.training.safety.shared_requests import SharedRequests
 from tests.helpers import LEAN, REPO, TINY_TRAIN, compose_config
 from tests.helpers.fault_harness import Zygote
 from tests.helpers.fault_scenarios import (
@@ -420,7 +420,7 @@ KILLED_WRITER = textwrap.dedent(
     """
     import io, sys, time
     import torch
-    from lns.training.checkpoint_io import AtomicCheckpointIO
+    from lns.training.safety.checkpoint_io import AtomicCheckpointIO
 
     real_save = torch.save
 
@@ -439,7 +439,7 @@ KILLED_WRITER = textwrap.dedent(
 
 
 def test_kill_during_checkpoint_write_keeps_the_previous_last_ckpt(tmp_path: Path) -> None:
-    from lns.training.checkpoint_io import AtomicCheckpointIO
+    from lns.training.safety.checkpoint_io import AtomicCheckpointIO
 
     last = tmp_path / LAST
     AtomicCheckpointIO().save_checkpoint({"global_step": 1, "weights": torch.zeros(10)}, last)

@@ -20,7 +20,7 @@ from lns.report import write_report
 from lns.segment import segment
 from lns.segmentation.health import SignalThresholds, has_signal, measure_signal, pixel_changes, signal_stats
 from lns.train import train
-from lns.training.health import (
+from lns.training.monitoring.health import (
     HEALTH_FILE,
     HealthHistory,
     HealthThresholds,
@@ -31,7 +31,7 @@ from lns.training.health import (
     read_health,
     window_records,
 )
-from lns.training.health_callback import TrainingHealth
+from lns.training.monitoring.health_callback import TrainingHealth
 from lns.training.output_bias import MeanColourOutputBias, mean_colour_logits
 from tests.helpers import TINY_SEGMENT, TINY_TRAIN, compose_config
 

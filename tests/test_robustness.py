@@ -363,7 +363,7 @@ def test_checkpoint_without_rng_state_resumes_with_a_warning(
     torch.save(_without(_checkpoint(short_run), keys=("rng_state",)), checkpoint)
     overrides = [*TINY_TRAIN, f"paths.data_dir={tiny_data_dir}", *LEAN, "trainer.max_steps=3"]
     cfg = compose_config("train", [*overrides, f"ckpt_path={checkpoint}"], tmp_path / "run")
-    with caplog.at_level(logging.WARNING, logger="lns.training.resume"):
+    with caplog.at_level(logging.WARNING, logger="lns.training.safety.resume"):
         result = train(cfg)
     assert result["global_step"] == 3
     assert any("no rng_state (an older format)" in record.getMessage() for record in caplog.records)

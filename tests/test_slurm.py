@@ -148,7 +148,7 @@ def test_two_task_ddp_under_srun_keeps_the_geco_state_identical_on_both_ranks(ti
         "trainer=ddp",
         "trainer.accelerator=cpu",
         "trainer.devices=2",
-        "+callbacks.rank._target_=lns.training.callbacks.RankConsistency",
+        "+callbacks.rank._target_=lns.training.monitoring.rank_consistency.RankConsistency",
         *SEGMENT_TINY,
         f"paths.data_dir={tiny_data_dir}",
     )

@@ -25,7 +25,7 @@ from lns.sweeps.final_segmentation import segment_final_checkpoint, segmentation
 from lns.sweeps.shared_segmentation import segment_once
 from lns.sweeps.sweep_runs import expand_run_dir_argument, expand_run_dirs
 from lns.train import train
-from lns.training.csv_logger import continue_history
+from lns.training.monitoring.csv_logger import continue_history
 from tests.helpers import CONF, REPO, TINY_SEGMENT, TINY_TRAIN, compose_config
 
 

@@ -24,7 +24,7 @@ from lns.data.catalog import GG_DATASETS
 from lns.report.__main__ import main as report_main
 from lns.runs.atomic import atomic_write_text
 from lns.train import build_trainer, train
-from lns.training.requeue import CheckpointBeforeRequeue, submitit_signal
+from lns.training.safety.requeue import CheckpointBeforeRequeue, submitit_signal
 from tests.helpers import REPO, TINY_SEGMENT, TINY_TRAIN, compose_config, compose_with_hydra, sweep_jobs
 from tests.helpers.wandb_files import offline_runs, read_run
 

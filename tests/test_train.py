@@ -112,7 +112,7 @@ def test_ddp_sim_keeps_geco_state_identical_on_both_ranks(tiny_data_dir: Path, t
         "trainer=ddp_sim",
         "model=vae",
         "data.batch_size=4",
-        "+callbacks.consistency._target_=lns.training.callbacks.RankConsistency",
+        "+callbacks.consistency._target_=lns.training.monitoring.rank_consistency.RankConsistency",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = json.loads((run_dir / "rank_consistency.json").read_text())

@@ -30,7 +30,7 @@ class CheckpointBeforeRequeue(pl.Callback):
     submitit's handler requeues the job with the same overrides (so the same run directory) and exits at once;
     without this callback the steps since the last periodic checkpoint would be lost. Here the signal only
     marks a request; after the current step (the request ``agreed`` across ranks by
-    :class:`~lns.training.shared_requests.SharedRequests`, which comes before this callback) every rank writes
+    :class:`~lns.training.safety.shared_requests.SharedRequests`, which comes before this callback) every rank writes
     ``checkpoints/last.ckpt`` and stops; when the fit has ended (the step's metrics logged) submitit's handler runs
     (requeue and exit on rank 0). Does nothing in a process not started by submitit.
     """

@@ -11,7 +11,7 @@ import torch
 
 from lns.errors import LNSError
 from lns.models.adapter import as_adapter
-from lns.training.health import HealthHistory, HealthThresholds, ProbeRecord, probe_record, write_health
+from lns.training.monitoring.health import HealthHistory, HealthThresholds, ProbeRecord, probe_record, write_health
 
 log = logging.getLogger(__name__)
 
