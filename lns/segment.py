@@ -22,6 +22,7 @@ from lns.data.npz import MASKED_SPLITS, SplitArrays, load_split
 from lns.errors import LNSError
 from lns.loggers import finishing_wandb
 from lns.models import Autoencoder
+from lns.report.summary import format_table, scores
 from lns.runs.atomic import atomic_savez, atomic_write_text
 from lns.runs.hydra_record import save_hydra_record
 from lns.runs.run_layout import RUN_CONFIG, SEGMENTATION_SUMMARY
@@ -160,15 +161,7 @@ def write_outputs(out_dir: Path, results: SegmentationResults, settings: dict) -
         reconstructions=results.reconstructions.astype(np.float32),
         index=results.index.astype(np.int64),
     )
-    fg = results.ari_fg[np.isfinite(results.ari_fg)]
-    summary = {
-        "ari_mean": float(np.mean(results.ari)),
-        "ari_std": float(np.std(results.ari)),
-        "ari_fg_mean": float(np.mean(fg)) if fg.size else None,
-        "ari_fg_std": float(np.std(fg)) if fg.size else None,
-        "n_images": len(results.index),
-        **settings,
-    }
+    summary = {**scores(results.ari, results.ari_fg, len(results.index)), **settings}
     atomic_write_text(out_dir / SEGMENTATION_SUMMARY, json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -212,48 +205,6 @@ def progress(items: list[int], label: str) -> list[int]:
     from tqdm import tqdm
 
     return tqdm(items, desc=label)
-
-
-def uses_model(summary: dict[str, Any]) -> bool:
-    """Whether the summarised method used the network (False for ``rgb``, ``slic``, ... whatever run they name)."""
-    return bool((summary.get("method") or {}).get("uses_model", True))
-
-
-def model_label(summary: dict[str, Any]) -> str:
-    """The model column of :func:`format_table`: ``AE``/``VAE``, or ``–`` for a method that used no network."""
-    return summary["model"].upper() if uses_model(summary) else "–"
-
-
-def method_label(summary: dict[str, Any]) -> str:
-    """The method column of :func:`format_table`: noise site, σ and T; ``jacobian``; or a method's parameters
-    (random weights are named only where the method used the network)."""
-    if summary["features"] == "noise":
-        noise = summary["noise"]
-        label = f"{noise['site']} σ={noise['std']:g} T={noise['perturb_num']}"
-    elif summary["features"] == "jacobian":
-        label = "jacobian"
-    else:
-        shown = {k: v for k, v in summary["method"].items() if k not in ("name", "uses_model", "region_count")}
-        label = " ".join([summary["features"], *(f"{key}={value}" for key, value in shown.items())])
-    weights = summary.get("weights", {"name": "trained"})
-    if weights["name"] == "trained" or not uses_model(summary):
-        return label
-    return f"{label}, {weights['name']} weights seed {weights['seed']}"
-
-
-def format_table(summary: dict[str, Any]) -> str:
-    """The one-row Markdown ARI table printed at the end of a segmentation."""
-    fg = "n/a" if summary["ari_fg_mean"] is None else f"{summary['ari_fg_mean']:.3f} ± {summary['ari_fg_std']:.3f}"
-    method = method_label(summary)
-    return "\n".join(
-        [
-            "| dataset | model | split | method | clustering | images | ARI | ARI-FG |",
-            "|---|---|---|---|---|---|---|---|",
-            f"| {summary['dataset']} | {model_label(summary)} | {summary['split']} | {method} | "
-            f"{summary['clustering']} | {summary['n_images']} | {summary['ari_mean']:.3f} ± {summary['ari_std']:.3f} "
-            f"| {fg} |",
-        ]
-    )
 
 
 def segmentation_health(

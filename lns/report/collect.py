@@ -11,6 +11,7 @@ from pathlib import Path
 
 from lns.data.catalog import DATASET_FOLDERS
 from lns.errors import LNSError
+from lns.report.summary import column_label, depth_only, role
 from lns.runs.run_layout import SEGMENTATION_SUMMARY
 
 _MODELS = ("ae", "vae")
@@ -41,40 +42,18 @@ class Run:
 
     @property
     def depth_only(self) -> bool:
-        """Noise or Jacobian inside the network (a site other than the latent, or the output for noise): such runs
-        are drawn against depth (lns.report.depth), not put in the table."""
-        return self.site is not None and self.site != "latent" and (self.features, self.site) != ("noise", "output")
+        """Noise or Jacobian inside the network: drawn against depth (lns.report.depth), not put in the table."""
+        return depth_only(self)
 
     @property
     def variant(self) -> str:
-        """Table column: "AE", "VAE", "AE (output noise)", "VAE (jacobian)", "AE (random weights)", "rgb", ...
-
-        Methods that ignore the network are one column whatever model or weights the run named.
-        """
-        if not self.uses_model:
-            return self.features
-        tags = []
-        if self.depth_only:
-            tags.append(f"{self.features} at {self.site}")
-        elif self.features == "noise" and self.site == "output":
-            tags.append("output noise")
-        elif self.features == "activations":
-            tags.append(f"activations {self.layer}" if self.layer else "activations")
-        elif self.features != "noise":
-            tags.append(self.features)
-        if self.weights != "trained":
-            tags.append(f"{self.weights} weights")
-        name = self.model.upper()
-        return f"{name} ({', '.join(tags)})" if tags else name
+        """Table column: "AE", "VAE", "AE (output noise)", "AE (random weights)", "rgb", ... (:func:`column_label`)."""
+        return column_label(self)
 
     @property
     def role(self) -> str:
-        """``lns`` (latent noise, trained), ``limit`` (its Jacobian limit), ``control`` (output noise or untrained
-        weights) or ``baseline`` (every other method: the comparisons of claim 3)."""
-        untrained = self.uses_model and self.weights != "trained"
-        if untrained or (self.features == "noise" and self.site == "output"):
-            return "control"
-        return {"noise": "lns", "jacobian": "limit"}.get(self.features, "baseline")
+        """``lns``, ``limit``, ``control`` or ``baseline`` (:func:`~lns.report.summary.role`)."""
+        return role(self)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lns.report.collect import Run
+from lns.report.summary import line_label
 from lns.report.tables import aggregate, dataset_order
 from lns.viz.figures import new_figure, save_figure
 
@@ -38,16 +39,6 @@ def site_depth(site: str) -> tuple[int, float]:
     if part in (LATENT, OUTPUT):
         return _PARTS[part], 0.0
     return _PARTS[part], float(number) if number.isdigit() else math.inf
-
-
-def line_label(run: Run) -> str:
-    """One line per model, features and noise setting: 'AE noise σ=0.001 T=40', 'VAE jacobian', ..."""
-    label = f"{run.model.upper()} {run.features}"
-    if run.weights != "trained":
-        label += f" ({run.weights} weights)"
-    if run.features == "noise":
-        label += f" σ={run.std:g}{' × RMS' if run.relative else ''} T={run.perturb_num}"
-    return label
 
 
 def depth_lines(runs: Sequence[Run]) -> dict[tuple[str, str], list[DepthPoint]]:

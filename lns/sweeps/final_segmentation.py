@@ -19,8 +19,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lns.entry import in_multirun
 from lns.errors import LNSError
+from lns.report.summary import format_table
 from lns.runs.run_layout import SEGMENTATION_SUMMARY
-from lns.segment import format_table, pixel_method, segment
+from lns.segment import pixel_method, segment
 from lns.sweeps.shared_segmentation import registry_file, segment_once
 
 SEGMENT_DIR = "segment"
