@@ -14,9 +14,8 @@ from pathlib import Path
 from lns.errors import LNSError
 from lns.report.claims import ClaimRuns, claims_markdown
 from lns.report.collect import Reference, Run, collect_runs, read_reference
-from lns.report.depth import depth_lines, save_depth_plot
-from lns.report.figures import method_figures
-from lns.report.plots import save_sweep_plot
+from lns.report.depth import depth_lines
+from lns.report.figures import method_figures, save_depth_plot, save_sweep_plot
 from lns.report.tables import (
     STD_CONVENTION,
     Table,

@@ -1,4 +1,5 @@
-"""ARI against the depth of the noise site (encoder input -> latent -> output), from a ``sweep=noise_site`` run."""
+"""ARI against the depth of the noise site (encoder input -> latent -> output), from a ``sweep=noise_site`` run:
+the points of each line (:func:`depth_lines`), drawn by :func:`lns.report.figures.save_depth_plot`."""
 
 from __future__ import annotations
 
@@ -6,12 +7,10 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from lns.report.collect import Run
 from lns.report.summary import line_label
 from lns.report.tables import aggregate, dataset_order
-from lns.viz.figures import new_figure, save_figure
 
 LATENT, OUTPUT = "latent", "output"
 _PARTS = {"encoder": 0, LATENT: 1, "decoder": 2, OUTPUT: 3}
@@ -55,45 +54,6 @@ def depth_lines(runs: Sequence[Run]) -> dict[tuple[str, str], list[DepthPoint]]:
             lines[key] = [DepthPoint(site, *_summary(by_site[site])) for site in sites]
     order = {name: i for i, name in enumerate(dataset_order(key[0] for key in lines))}
     return dict(sorted(lines.items(), key=lambda item: (order[item[0][0]], item[0][1])))
-
-
-def save_depth_plot(lines: dict[tuple[str, str], list[DepthPoint]], path: Path) -> Path:
-    """One subplot per dataset: ARI against the site (x: every site of the dataset's lines, in depth order), one
-    line per model/features/setting; the latent (LNS) and output (control) sites are marked by vertical lines."""
-    datasets = list(dict.fromkeys(key[0] for key in lines))
-    fig = new_figure((10.0, 3.8 * len(datasets) + 0.6))
-    axes = fig.subplots(len(datasets), 1, squeeze=False).ravel()
-    for ax, dataset in zip(axes, datasets, strict=True):
-        ours = {key[1]: points for key, points in lines.items() if key[0] == dataset}
-        sites = sorted({p.site for points in ours.values() for p in points}, key=lambda s: (site_depth(s), s))
-        position = {site: i for i, site in enumerate(sites)}
-        for label, points in ours.items():
-            ax.errorbar(
-                [position[p.site] for p in points],
-                [p.mean for p in points],
-                yerr=[p.std for p in points],
-                marker="o",
-                ms=3,
-                capsize=2,
-                label=label,
-            )
-        for site, text, side in ((LATENT, "latent (LNS)", "left"), (OUTPUT, "output (control)", "right")):
-            if site in position:
-                ax.axvline(position[site], color="0.4", linestyle="--", linewidth=1)
-                shift = 3 if side == "left" else -3
-                ax.annotate(
-                    text, (position[site], 1.0), xytext=(shift, -10), textcoords="offset points", fontsize=8, ha=side
-                )
-        ax.set_xticks(range(len(sites)))
-        ax.set_xticklabels(sites, rotation=90, fontsize=7)
-        ax.set_title(dataset)
-        ax.set_ylabel("mean ARI")
-        ax.set_ylim(min(0.0, *(p.mean - p.std for points in ours.values() for p in points)) - 0.05, 1.05)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower left")
-    fig.suptitle("ARI vs noise site, encoder input -> latent -> output (mean ± std over runs)")
-    fig.tight_layout()
-    return save_figure(fig, path)
 
 
 def _summary(values: list[float]) -> tuple[float, float, int]:

@@ -5,6 +5,7 @@ from lns.viz.figures import (
     save_curves,
     save_image_grid,
     save_label_grid,
+    save_method_rows,
     save_segmentation_panels,
 )
 from lns.viz.umap_plot import embed_umap, save_umap_scatter
@@ -15,6 +16,7 @@ __all__ = [
     "save_curves",
     "save_image_grid",
     "save_label_grid",
+    "save_method_rows",
     "save_segmentation_panels",
     "save_umap_scatter",
 ]
