@@ -31,8 +31,9 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     from lns.images_argument import images_argument
+    from lns.renamed_keys import renamed_arguments
     from lns.sweeps.sweep_runs import expand_run_dir_argument
 
-    # A training sweep directory becomes one segmentation job per completed run.
-    sys.argv = run_or_explain(lambda: expand_run_dir_argument(images_argument(sys.argv)))
+    # A training sweep directory becomes one segmentation job per completed run; features=... is method=...
+    sys.argv = run_or_explain(lambda: expand_run_dir_argument(images_argument(renamed_arguments(sys.argv))))
     main()

@@ -34,4 +34,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    from lns.renamed_keys import renamed_arguments
+
+    sys.argv = renamed_arguments(sys.argv)  # segment.jobs.<job>.features=... is segment.jobs.<job>.method=...
     main()

@@ -181,7 +181,7 @@ def main() -> None:
             "ARI and ARI-FG: mean ± std over the images. 'decoder responds': the segmentation health check (does the "
             "decoded image change under latent noise at all; 'no' marks a collapsed model whose ARI says nothing).",
             "The Jacobian is exact for the AE and VAE (15 latent units); for the AutoencoderKL's 4x8x8 latent (256 "
-            "units) it is projected on 64 random directions (features.directions).",
+            "units) it is projected on 64 random directions (method.directions).",
             "The minutes include the three segmentations of the run.",
         ],
         output=args.output,

@@ -3,8 +3,8 @@
     python bench/jacobian_vs_noise.py --run-dir outputs/train/<run> --data-dir data
     python bench/jacobian_vs_noise.py --ckpt authors.pth --dataset kanizsa --data-dir data --images 20
 
-For features=jacobian (decoder Jacobian at the latent mean, the noise-free limit of LNS) and for
-features=noise at each T in --perturb-nums (one row per T, --seeds noise seeds each), every test image is
+For method=jacobian (decoder Jacobian at the latent mean, the noise-free limit of LNS) and for
+method=noise at each T in --perturb-nums (one row per T, --seeds noise seeds each), every test image is
 segmented with exact ward into as many clusters as its mask has labels. Feature and clustering seconds are
 measured separately; ARI is averaged over images, then its mean and spread over the seeds are reported.
 """

@@ -87,15 +87,15 @@ def check_training_settings(cfg: DictConfig) -> None:
 
 def check_segmentation_settings(cfg: DictConfig) -> None:
     """What ``run_segment.py`` can refuse before the heavy imports: a ``run_dir`` that is not a training run, a GPU
-    that is not there, and the noise settings of ``features=noise|jacobian`` (a site naming a layer is checked
+    that is not there, and the noise settings of ``method=noise|jacobian`` (a site naming a layer is checked
     against the run's model)."""
     config_file = training_run_config(Path(cfg.run_dir)) if cfg.get("run_dir") else None
     check_accelerator(cfg.trainer, "trainer.accelerator=auto (the default)")
-    if cfg.features.name not in LATENT_NOISE_FEATURES:
+    if cfg.method.name not in LATENT_NOISE_FEATURES:
         return
     check_noise_settings(cfg.noise.std, cfg.noise.perturb_num, cfg.noise.site)
-    if "directions" in cfg.features:
-        check_directions(int(cfg.features.directions))
+    if "directions" in cfg.method:
+        check_directions(int(cfg.method.directions))
     if config_file is not None and cfg.noise.site not in SITES_WITHOUT_LAYER:
         check_site(config_file, cfg.noise.site)
 

@@ -47,33 +47,33 @@ LATENT_NOISE_FEATURES = ("noise", "jacobian")
 
 
 def feature_settings(cfg: DictConfig) -> FeatureSettings:
-    """Validated settings of a latent-noise ``features`` choice (noise or jacobian) and the ``noise`` group."""
+    """Validated settings of a latent-noise ``method`` choice (noise or jacobian) and the ``noise`` group."""
     check_noise_settings(cfg.noise.std, cfg.noise.perturb_num, cfg.noise.site)
-    directions = int(cfg.features.get("directions", FeatureSettings.directions))
+    directions = int(cfg.method.get("directions", FeatureSettings.directions))
     check_directions(directions)
     return FeatureSettings(
-        kind=cfg.features.name,
+        kind=cfg.method.name,
         std=float(cfg.noise.std),
         perturb_num=int(cfg.noise.perturb_num),
         site=cfg.noise.site,
         seed=int(cfg.seed),
-        chunk_size=int(cfg.features.chunk_size),
+        chunk_size=int(cfg.method.chunk_size),
         relative=bool(cfg.noise.relative),
         directions=directions,
     )
 
 
 def pixel_method(cfg: DictConfig) -> PixelMethod:
-    """The ``features`` choice as a method: ``noise``/``jacobian`` from the ``noise`` group, any other choice from
-    its config's ``method`` node (``_target_`` and the method's parameters)."""
-    if cfg.features.name in LATENT_NOISE_FEATURES:
+    """The ``method`` choice as a method: ``noise``/``jacobian`` from the ``noise`` group, any other choice from
+    its config's own ``method`` node (``_target_`` and the method's parameters)."""
+    if cfg.method.name in LATENT_NOISE_FEATURES:
         return LatentNoiseMethod(feature_settings(cfg))
-    if "method" not in cfg.features:
+    if "method" not in cfg.method:
         raise LNSError(
-            f"features={cfg.features.name} has no `method` node: a features config other than noise/jacobian must "
-            "name its method class (method._target_) and parameters, as conf/features/rgb.yaml does."
+            f"method={cfg.method.name} has no `method` node: a method config other than noise/jacobian must "
+            "name its class (method.method._target_) and parameters, as conf/method/rgb.yaml does."
         )
-    return hydra.utils.instantiate(cfg.features.method)
+    return hydra.utils.instantiate(cfg.method.method)
 
 
 def weights_choice(cfg: DictConfig) -> tuple[str, int]:

@@ -122,9 +122,9 @@ def test_superpixel_parameters_reach_scikit_image(monkeypatch):
 
 
 def test_superpixel_errors_are_one_paragraph():
-    with pytest.raises(LNSError, match=r"features\.compactness=0 .* must be a number > 0"):
+    with pytest.raises(LNSError, match=r"method\.compactness=0 .* must be a number > 0"):
         SlicMethod(compactness=0).check(None)
-    with pytest.raises(LNSError, match=r"features\.min_size=-1"):
+    with pytest.raises(LNSError, match=r"method\.min_size=-1"):
         FelzenszwalbMethod(min_size=-1).check(None)
     with pytest.raises(LNSError, match="workers"):
         SlicMethod(workers=-2).check(None)
@@ -135,9 +135,9 @@ def test_superpixel_errors_are_one_paragraph():
 
 def test_activations_of_an_unknown_layer_list_the_valid_names():
     model = Autoencoder(z_dim=4)
-    with pytest.raises(LNSError, match=r"features\.layer=decoder\.99 .*encoder\.0, encoder\.1, .*decoder\.15"):
+    with pytest.raises(LNSError, match=r"method\.layer=decoder\.99 .*encoder\.0, encoder\.1, .*decoder\.15"):
         ActivationMethod(layer="decoder.99").check(model)
-    with pytest.raises(LNSError, match=r"features\.upsample=cubic"):
+    with pytest.raises(LNSError, match=r"method\.upsample=cubic"):
         ActivationMethod(upsample="cubic").check(model)
 
 
@@ -178,9 +178,9 @@ def test_random_weights_are_seeded_and_differ_from_the_trained_ones(trained_run:
 @pytest.mark.parametrize(
     ("overrides", "method"),
     [
-        (["features=rgbxy", "features.position_weight=0.5"], {"name": "rgbxy", "position_weight": 0.5}),
-        (["features=felzenszwalb", "features.workers=1"], {"name": "felzenszwalb", "scale": 1.0, "min_size": 20}),
-        (["features=activations", "weights=random", "weights.seed=2"], {"name": "activations", "layer": "decoder.14"}),
+        (["method=rgbxy", "method.position_weight=0.5"], {"name": "rgbxy", "position_weight": 0.5}),
+        (["method=felzenszwalb", "method.workers=1"], {"name": "felzenszwalb", "scale": 1.0, "min_size": 20}),
+        (["method=activations", "weights=random", "weights.seed=2"], {"name": "activations", "layer": "decoder.14"}),
     ],
 )
 @pytest.mark.e2e
@@ -254,8 +254,8 @@ def test_report_draws_one_row_per_method_under_the_recorded_input_images(
     trained_run: Path, tiny_data_dir: Path, tmp_path: Path
 ):
     common = [f"run_dir={trained_run}", f"paths.data_dir={tiny_data_dir}", *TINY_SEGMENT]
-    for name, extra in (("rgb", []), ("felzenszwalb", ["features.workers=1"])):
-        segment(compose_config("segment", [*common, f"features={name}", *extra], tmp_path / "runs" / name))
+    for name, extra in (("rgb", []), ("felzenszwalb", ["method.workers=1"])):
+        segment(compose_config("segment", [*common, f"method={name}", *extra], tmp_path / "runs" / name))
     summaries = sorted((tmp_path / "runs").glob("*/summary.json"))
     assert {json.loads(path.read_text())["data_dir"] for path in summaries} == {str(tiny_data_dir.resolve())}
     report = write_report([tmp_path / "runs"], out=tmp_path / "given", data_dir=tiny_data_dir)
@@ -275,9 +275,9 @@ def test_baselines_preset_runs_every_method_on_every_run():
     cfg = compose_with_hydra("segment", ["sweep=baselines", "run_dir=/runs/a"])
     jobs = sweep_jobs(cfg, ["run_dir=/runs/a,/runs/b"])
     methods = ["noise", "jacobian", "activations", "rgb", "rgbxy", "slic", "felzenszwalb"]
-    assert sorted((job["run_dir"], job["features"]) for job in jobs) == sorted(
+    assert sorted((job["run_dir"], job["method"]) for job in jobs) == sorted(
         (run, method) for run in ("/runs/a", "/runs/b") for method in methods
     )
-    assert {path.stem for path in (REPO / "conf" / "features").glob("*.yaml")} == set(methods)
-    controls = sweep_jobs(cfg, ["run_dir=/runs/a", "weights=random", "features=noise,activations"])
-    assert [(job["weights"], job["features"]) for job in controls] == [("random", "noise"), ("random", "activations")]
+    assert {path.stem for path in (REPO / "conf" / "method").glob("*.yaml")} == set(methods)
+    controls = sweep_jobs(cfg, ["run_dir=/runs/a", "weights=random", "method=noise,activations"])
+    assert [(job["weights"], job["method"]) for job in controls] == [("random", "noise"), ("random", "activations")]

@@ -44,7 +44,7 @@ def test_diffusers_kl_trains_a_few_steps_and_segments(tiny_data_dir: Path, tmp_p
     assert {"train/kl", "train/geco_beta", "train/latent_std/03"} <= set(result["metrics"])  # GECO with its KL term
 
     seg = tmp_path / "seg"
-    fast = ["test_num=2", "noise.perturb_num=4", "features.chunk_size=8", "health.num_images=2", "figures_num=1"]
+    fast = ["test_num=2", "noise.perturb_num=4", "method.chunk_size=8", "health.num_images=2", "figures_num=1"]
     segment(compose_config("segment", [f"run_dir={run}", *TINY_SEGMENT, *fast], seg))
     summary = json.loads((seg / "summary.json").read_text())
     assert (summary["model"], summary["n_images"], summary["z_dim"]) == ("DiffusersKL", 2, None)

@@ -23,7 +23,7 @@ def test_noise_and_jacobian_in_one_multirun_and_one_report(trained_run: Path, ti
         f"run_dir={trained_run}",
         f"paths.data_dir={tiny_data_dir}",
         f"hydra.sweep.dir={sweep}",
-        "features=noise,jacobian",
+        "method=noise,jacobian",
         *TINY_SEGMENT,
     ]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)

@@ -110,7 +110,7 @@ def test_a_run_too_short_for_the_health_checks_is_not_checked_and_the_report_say
 
 @pytest.mark.e2e
 def test_network_free_methods_are_labelled_by_their_method(short_run: ShortRun, tmp_path: Path) -> None:
-    overrides = [f"run_dir={short_run.run_dir}", "features=rgb", "weights=random", *SEGMENT_FEW]
+    overrides = [f"run_dir={short_run.run_dir}", "method=rgb", "weights=random", *SEGMENT_FEW]
     table = segment(compose_config("segment", overrides, tmp_path / "rgb"))["table"]
     row = table.splitlines()[-1]
     assert row.startswith("| kanizsa | – | test | rgb | ward |") and "weights" not in row and "AE" not in row

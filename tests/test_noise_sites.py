@@ -243,7 +243,7 @@ def test_unknown_sites_and_too_few_directions_fail_with_clear_messages():
     with pytest.raises(LNSError, match=r"noise\.site=decoder\.99 .*decoder\.15.*latent .*output"):
         split_model(model, "decoder.99")
     images, means = batch_of(model, 1)
-    with pytest.raises(LNSError, match=r"features\.directions=0 must be at least 1"):
+    with pytest.raises(LNSError, match=r"method\.directions=0 must be at least 1"):
         jacobian_at_site(model, images, means, site="decoder.5", directions=0, seed=0)
     with pytest.raises(LNSError, match="do not fit"):
         site_jacobian_features(torch.sigmoid, torch.zeros(1, 3, 2, 2), directions=torch.eye(3))

@@ -165,7 +165,7 @@ def test_resuming_with_other_settings_is_refused(trained_run: Path, tiny_data_di
         (["noise.std=0"], "noise.std=0"),
         (["noise.perturb_num=1"], "at least 2"),
         (["noise.site=decoder.99"], "noise.site=decoder.99 is not a layer"),
-        (["features=jacobian", "features.directions=0"], "features.directions=0 must be at least 1"),
+        (["method=jacobian", "method.directions=0"], "method.directions=0 must be at least 1"),
         (["test_num=99"], "holds 6 images"),
         (["split=train"], "no masks"),
     ],

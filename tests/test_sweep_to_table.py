@@ -124,14 +124,14 @@ def test_segment_all_composes_the_paper_setting_the_output_control_and_the_jacob
         configs = segmentation_configs(cfg, tmp_path)
     assert sorted(configs) == ["jacobian", "output_noise", "paper"]
     paper, control, jacobian = configs["paper"], configs["output_noise"], configs["jacobian"]
-    assert (paper.features.name, paper.noise.site, paper.noise.std, paper.noise.perturb_num) == (
+    assert (paper.method.name, paper.noise.site, paper.noise.std, paper.noise.perturb_num) == (
         "noise",
         "latent",
         0.001,
         40,
     )
-    assert (control.features.name, control.noise.site) == ("noise", "output")
-    assert jacobian.features.name == "jacobian"
+    assert (control.method.name, control.noise.site) == ("noise", "output")
+    assert jacobian.method.name == "jacobian"
     assert {c.test_num for c in configs.values()} == {5} and {c.split for c in configs.values()} == {"test"}
     assert paper.clustering.name == "ward" and paper.run_dir == str(tmp_path)
     assert paper.paths.output_dir == str(tmp_path / "segment" / "paper")

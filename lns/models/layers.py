@@ -15,7 +15,7 @@ def layer_names(model: nn.Module) -> list[str]:
 def layer_by_name(model: nn.Module, name: str, *, key: str = "layer") -> nn.Module:
     """The sub-module called ``name``; an unknown name raises :class:`LNSError` listing the valid names.
 
-    ``key`` is the config key the name came from (for example ``features.layer``), so the message says what to fix.
+    ``key`` is the config key the name came from (for example ``method.layer``), so the message says what to fix.
     """
     modules = dict(model.named_modules())
     if not name or name not in modules:

@@ -33,7 +33,7 @@ class Run:
     ari_mean: float
     weights: str = "trained"  # "trained" | "random" (the fresh-initialisation control)
     uses_model: bool = True  # False for methods that ignore the network (rgb, slic, ...)
-    layer: str | None = None  # the layer of features=activations
+    layer: str | None = None  # the layer of method=activations
     split: str = "test"  # the segmented split (for the method-comparison figure's images)
     issue: str | None = None  # "no signal" / "not learning" (summary.json's health entry); None: healthy or unchecked
     relative: bool = False  # noise.relative: the noise std was scaled by the site's RMS activation

@@ -1,4 +1,4 @@
-"""``features=activations``: the clean image's activations at one named layer of the model, no noise at all."""
+"""``method=activations``: the clean image's activations at one named layer of the model, no noise at all."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def activation_map(activation: Tensor, size: tuple[int, int], mode: str) -> Tens
         activation = activation[:, :, None, None]
     if activation.ndim != 4:
         raise LNSError(
-            f"The chosen layer outputs a tensor shaped {tuple(activation.shape)}; features=activations needs a "
+            f"The chosen layer outputs a tensor shaped {tuple(activation.shape)}; method=activations needs a "
             "(B, channels, height, width) or (B, features) output. Pick a convolution, ReLU or linear layer."
         )
     if tuple(activation.shape[-2:]) != tuple(size):
@@ -62,16 +62,16 @@ class ActivationMethod:
     upsample: str = "bilinear"
 
     def check(self, model: ModelAdapter) -> None:
-        layer_by_name(as_adapter(model).module, self.layer, key="features.layer")
+        layer_by_name(as_adapter(model).module, self.layer, key="method.layer")
         if self.upsample not in UPSAMPLING:
-            raise LNSError(f"features.upsample={self.upsample} is unknown; valid: {', '.join(UPSAMPLING)}.")
+            raise LNSError(f"method.upsample={self.upsample} is unknown; valid: {', '.join(UPSAMPLING)}.")
 
     def record(self) -> dict[str, Any]:
         return {"name": "activations", "uses_model": True, "layer": self.layer, "upsample": self.upsample}
 
     def __call__(self, batch: MethodInput) -> MethodOutput:
         model = as_adapter(batch.model)
-        layer = layer_by_name(model.module, self.layer, key="features.layer")
+        layer = layer_by_name(model.module, self.layer, key="method.layer")
         size = tuple(batch.images.shape[-2:])
         # One image per forward pass, as for the latent means: labels then do not depend on the batch size.
         maps = [activation_map(layer_output(model, layer, image[None]), size, self.upsample) for image in batch.images]

@@ -36,7 +36,7 @@ def position_features(images: Tensor, weight: float) -> Tensor:
 
 @dataclass(frozen=True)
 class ColourMethod:
-    """``features=rgb``: the clean image's pixel colours, clustered by the ``clustering`` group."""
+    """``method=rgb``: the clean image's pixel colours, clustered by the ``clustering`` group."""
 
     def check(self, model: ModelAdapter) -> None:
         """Colours need no model: nothing to check."""
@@ -50,14 +50,14 @@ class ColourMethod:
 
 @dataclass(frozen=True)
 class ColourPositionMethod:
-    """``features=rgbxy``: colour plus (row, column) in [0, position_weight], clustered by ``clustering``."""
+    """``method=rgbxy``: colour plus (row, column) in [0, position_weight], clustered by ``clustering``."""
 
     position_weight: float = 1.0
 
     def check(self, model: ModelAdapter) -> None:
         if not self.position_weight >= 0:
             raise LNSError(
-                f"features.position_weight={self.position_weight} must be >= 0: it scales the pixel coordinates "
+                f"method.position_weight={self.position_weight} must be >= 0: it scales the pixel coordinates "
                 "(0..1 across the image) against colours (0..1 per channel); 0 clusters on colour alone."
             )
 
@@ -174,14 +174,14 @@ class SuperpixelMethod:
 
     def check(self, model: ModelAdapter) -> None:
         if self.workers < 0:
-            raise LNSError(f"features.workers={self.workers} must be >= 0 (0 = one process per CPU).")
+            raise LNSError(f"method.workers={self.workers} must be >= 0 (0 = one process per CPU).")
         for name, value in self.parameters.items():
             low, inclusive = self.limits[name]
             number = isinstance(value, int | float) and not isinstance(value, bool)
             if not number or value < low or (value == low and not inclusive):
                 bound = f">= {low:g}" if inclusive else f"> {low:g}"
                 raise LNSError(
-                    f"features.{name}={value} is out of range for scikit-image's {self.function}: it must be a "
+                    f"method.{name}={value} is out of range for scikit-image's {self.function}: it must be a "
                     f"number {bound}. Current settings: {self.parameters}."
                 )
 
@@ -214,7 +214,7 @@ class SuperpixelMethod:
 
 
 class SlicMethod(SuperpixelMethod):
-    """``features=slic``: k-means superpixels in colour and position (scikit-image ``slic``)."""
+    """``method=slic``: k-means superpixels in colour and position (scikit-image ``slic``)."""
 
     function = "slic"
     limits: ClassVar[dict[str, tuple[float, bool]]] = {
@@ -223,7 +223,7 @@ class SlicMethod(SuperpixelMethod):
         "max_num_iter": (1, True),
         "sigma": (0, True),
     }
-    hint = "Raise features.n_segments or lower features.compactness"
+    hint = "Raise method.n_segments or lower method.compactness"
 
     def __init__(
         self,
@@ -239,11 +239,11 @@ class SlicMethod(SuperpixelMethod):
 
 
 class FelzenszwalbMethod(SuperpixelMethod):
-    """``features=felzenszwalb``: graph-based segmentation (scikit-image ``felzenszwalb``)."""
+    """``method=felzenszwalb``: graph-based segmentation (scikit-image ``felzenszwalb``)."""
 
     function = "felzenszwalb"
     limits: ClassVar[dict[str, tuple[float, bool]]] = {"scale": (0, False), "sigma": (0, True), "min_size": (0, True)}
-    hint = "Lower features.scale or features.min_size"
+    hint = "Lower method.scale or method.min_size"
 
     def __init__(self, scale: float = 1.0, sigma: float = 0.8, min_size: int = 20, workers: int = 0) -> None:
         super().__init__(workers, scale=scale, sigma=sigma, min_size=min_size)

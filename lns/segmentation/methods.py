@@ -1,6 +1,6 @@
 """Segmentation methods: what turns a batch of test images into pixel features (and, for some, label maps).
 
-A method is one choice of the ``features`` config group. ``SegmentationModule`` calls it once per batch with a
+A method is one choice of the ``method`` config group. ``SegmentationModule`` calls it once per batch with a
 :class:`MethodInput`; it returns a :class:`MethodOutput`. Methods whose output carries no labels have their pixel
 features clustered by the ``clustering`` group; region methods (superpixels) label the pixels themselves.
 """
@@ -40,7 +40,7 @@ class MethodOutput:
 
 
 class PixelMethod(Protocol):
-    """What a ``features`` choice provides to the segmentation pipeline."""
+    """What a ``method`` choice provides to the segmentation pipeline."""
 
     def check(self, model: ModelAdapter) -> None:
         """Raise :class:`lns.errors.LNSError` before any image is segmented if the method cannot use ``model``."""
@@ -68,7 +68,7 @@ class FeatureSettings:
 
 @dataclass(frozen=True)
 class LatentNoiseMethod:
-    """``features=noise`` and ``features=jacobian`` at ``noise.site``: the paper's method and its limit."""
+    """``method=noise`` and ``method=jacobian`` at ``noise.site``: the paper's method and its limit."""
 
     settings: FeatureSettings
 

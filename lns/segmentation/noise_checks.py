@@ -1,4 +1,4 @@
-"""Checks of the noise settings (``noise.*``, ``features.directions``): plain values, no torch, so the entry points
+"""Checks of the noise settings (``noise.*``, ``method.directions``): plain values, no torch, so the entry points
 run them before the heavy imports and the feature code runs the same ones."""
 
 from __future__ import annotations
@@ -33,6 +33,6 @@ def check_directions(directions: int) -> None:
     """Raise :class:`LNSError` unless the Jacobian gets at least one direction."""
     if directions < 1:
         raise LNSError(
-            f"features.directions={directions} must be at least 1: it is the number of directions along which "
+            f"method.directions={directions} must be at least 1: it is the number of directions along which "
             "the Jacobian at the noise site is taken (exact when the site has at most that many units)."
         )

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lns.entry import in_multirun
 from lns.errors import LNSError
+from lns.renamed_keys import renamed_settings
 from lns.report.summary import format_table
 from lns.runs.run_layout import SEGMENTATION_SUMMARY
 from lns.segment import pixel_method, segment
@@ -28,7 +29,7 @@ SEGMENT_DIR = "segment"
 
 
 def job_overrides(settings: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
-    """Split a job's settings into command-line overrides (strings: group options such as ``features: jacobian``,
+    """Split a job's settings into command-line overrides (strings: group options such as ``method: jacobian``,
     or plain string keys) and values merged into the composed config (numbers, mappings); a null keeps
     ``run_segment.py``'s default."""
     overrides = [f"{key}={value}" for key, value in settings.items() if isinstance(value, str)]
@@ -46,10 +47,10 @@ def segmentation_configs(cfg: DictConfig, run_dir: Path) -> dict[str, DictConfig
         )
     spec = OmegaConf.to_container(cfg.segment, resolve=True)
     jobs = spec.pop("jobs", None) or {}
-    common_overrides, common_values = job_overrides(spec)
+    common_overrides, common_values = job_overrides(renamed_settings(spec, "segment"))
     configs = {}
     for name, settings in jobs.items():
-        overrides, values = job_overrides(settings or {})
+        overrides, values = job_overrides(renamed_settings(settings or {}, f"segment.jobs.{name}"))
         if "wandb" in (cfg.get("logger") or {}):
             overrides.append("logger=wandb")
         composed = compose("segment", overrides=[*common_overrides, *overrides])
