@@ -19,7 +19,6 @@ from PIL import Image, UnidentifiedImageError
 from data_gen.writer import Chunk
 from lns.errors import LNSError
 
-NAME = "celeba"
 IMAGE_DIR = "CelebA-HQ-img"
 MASK_DIR = "CelebAMask-HQ-mask-anno"
 FOLDER_SPAN = 2000

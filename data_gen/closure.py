@@ -13,7 +13,6 @@ import numpy as np
 from data_gen.common import Drawing, Params, paint_over, sample_colours
 from data_gen.raster import Grid, rectangles
 
-NAME = "closure"
 CANVAS = 64
 SIDE = 40
 BAND = 2

@@ -13,7 +13,6 @@ import numpy as np
 from data_gen.common import Drawing, Params, paint_over, sample_colours
 from data_gen.raster import Grid, arcs
 
-NAME = "continuity"
 CANVAS = 256
 BOX = 160
 STROKE = 10

@@ -9,6 +9,7 @@ files do not depend on the chunk size. Training images are scaled by 999/1000 an
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -21,15 +22,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from data_gen import (
-    celeba,
-    closure,
-    continuity,
-    gradient_occlusion,
-    illusory_occlusion,
-    kanizsa,
-    proximity,
-)
+from data_gen import celeba
 from data_gen.common import Params, compose, take
 from data_gen.raster import Grid
 from data_gen.writer import Chunk, DatasetFolder, check_target
@@ -37,9 +30,9 @@ from lns.data.catalog import GG_DATASETS, check_image_size, check_name, dataset_
 from lns.data.npz import MASKED_SPLITS, SPLITS
 from lns.errors import LNSError
 
-MODULES: dict[str, ModuleType] = {
-    module.NAME: module for module in (closure, continuity, illusory_occlusion, gradient_occlusion, kanizsa, proximity)
-}
+MODULES: dict[str, ModuleType] = {name: importlib.import_module(f"data_gen.{name}") for name in GG_DATASETS}
+"""The generator of every dataset the catalog (:data:`lns.data.catalog.DATASETS`) marks ``drawn``: the module
+``data_gen/<name>.py``."""
 SCALES: dict[str, float] = {"train": 999 / 1000, "valid": 998 / 1000, "test_1": 1.0, "test": 1.0}
 CHUNK_BYTES = 32 * 2**20
 

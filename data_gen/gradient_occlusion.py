@@ -14,7 +14,6 @@ import numpy as np
 from data_gen.common import Drawing, Params, paint_over, sample_colours
 from data_gen.raster import Grid, rectangles
 
-NAME = "gradient_occlusion"
 CANVAS = 256
 VERTICAL = np.array([120, 60])
 HORIZONTAL = np.array([60, 120])

@@ -17,7 +17,6 @@ import numpy as np
 from data_gen.common import Drawing, Params, paint_over, sample_colours
 from data_gen.raster import Grid, rectangles, thick_lines
 
-NAME = "illusory_occlusion"
 CANVAS = 256
 SIDE = 80
 CROSS_OFFSET = math.floor(0.3 * SIDE)

@@ -13,7 +13,6 @@ import numpy as np
 from data_gen.common import Drawing, Params, paint_over, sample_colours
 from data_gen.raster import Grid, ellipses, rectangles
 
-NAME = "kanizsa"
 CANVAS = 256
 SIDE = 100
 DIAMETER = 48

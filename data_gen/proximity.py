@@ -17,7 +17,6 @@ import numpy as np
 from data_gen.common import Drawing, Params, paint_over, sample_colours
 from data_gen.raster import Grid, rectangles
 
-NAME = "proximity"
 CANVAS = 64
 SQUARE = 7
 PITCH = SQUARE + 1

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from data_gen import raster
 from data_gen.common import compose
 from data_gen.generate import MODULES, Request, generate, parse_datasets, plan_splits, render
-from lns.data.catalog import GG_DATASETS, dataset_dir
+from lns.data.catalog import DATASETS, GG_DATASETS, dataset_dir
 from lns.data.npz import SPLITS, load_split
 from lns.errors import LNSError
 
@@ -390,3 +390,13 @@ def test_command_line(tmp_path: Path) -> None:
     assert again.returncode == 1
     assert "overwrite=true" in again.stderr and "Traceback" not in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1
+
+
+def test_the_catalog_is_the_one_list_of_datasets() -> None:
+    """Every dataset of the catalog has its config, every drawn one its generator module, and nothing else has."""
+    conf = Path(__file__).parents[1] / "conf" / "data"
+    names = {dataset.name for dataset in DATASETS}
+    assert {path.stem for path in conf.glob("*.yaml") if not path.stem.startswith("_")} == names
+    generators = {path.stem for path in (Path(__file__).parents[1] / "data_gen").glob("*.py")}
+    assert set(MODULES) == set(GG_DATASETS) == {dataset.name for dataset in DATASETS if dataset.drawn} <= generators
+    assert all(callable(module.sample) and callable(module.draw) for module in MODULES.values())

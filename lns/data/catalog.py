@@ -1,22 +1,44 @@
-"""Names of the datasets, their folders, and the command that generates each one."""
+"""The dataset registry: each dataset's name, folder and origin, and the command that generates each one.
+
+:data:`DATASETS` is the one list of datasets: the data side (loading, the report's row order, messages) reads it
+here, and the generator (``data_gen``) draws every dataset it marks ``drawn`` with the module ``data_gen/<name>.py``.
+"""
 
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 
 from lns.errors import LNSError
 
-DATASET_FOLDERS: dict[str, str] = {
-    "closure": "dClosure",
-    "continuity": "dContinuity",
-    "illusory_occlusion": "dIlluOcclusion",
-    "gradient_occlusion": "dGradOcclusion",
-    "kanizsa": "dKanizsa",
-    "proximity": "dProximity",
-    "celeba": "dCeleba",
-}
-GG_DATASETS: tuple[str, ...] = tuple(name for name in DATASET_FOLDERS if name != "celeba")
+
+@dataclass(frozen=True)
+class Dataset:
+    """One dataset of the registry."""
+
+    name: str
+    """The lower-case name on the command line (``data=<name>``, ``dataset=<name>``; ``conf/data/<name>.yaml``)."""
+    folder: str
+    """The folder under the data directory (the authors' name, e.g. ``dKanizsa``; ``_256`` appended at 256x256)."""
+    drawn: bool = True
+    """Drawn by the generator module ``data_gen/<name>.py``, one of the Good Gestalt sets of ``dataset=all``;
+    False for a dataset made from files that come from elsewhere (CelebAMask-HQ)."""
+    generate_arguments: str = ""
+    """What ``python -m data_gen dataset=<name>`` needs besides the data folder and image size."""
+
+
+DATASETS: tuple[Dataset, ...] = (
+    Dataset("closure", "dClosure"),
+    Dataset("continuity", "dContinuity"),
+    Dataset("illusory_occlusion", "dIlluOcclusion"),
+    Dataset("gradient_occlusion", "dGradOcclusion"),
+    Dataset("kanizsa", "dKanizsa"),
+    Dataset("proximity", "dProximity"),
+    Dataset("celeba", "dCeleba", drawn=False, generate_arguments="celeba_dir=/path/to/CelebAMask-HQ"),
+)
+DATASET_FOLDERS: dict[str, str] = {dataset.name: dataset.folder for dataset in DATASETS}
+GG_DATASETS: tuple[str, ...] = tuple(dataset.name for dataset in DATASETS if dataset.drawn)
 SUPPORTED_IMAGE_SIZES: tuple[int, ...] = (64, 256)
 HIGH_RES_SUFFIX = "_256"
 # The dataset size of the quick start (`make demo`): enough for the quick-start preset, made in seconds.
@@ -74,6 +96,5 @@ def generate_command(name: str, data_dir: str | Path, image_size: int = 64) -> s
         f"paths.data_dir={shlex.quote(str(data_dir))}",
         f"image_size={check_image_size(image_size)}",
     ]
-    if key == "celeba":
-        parts.append("celeba_dir=/path/to/CelebAMask-HQ")
-    return " ".join(parts)
+    extra = next(dataset.generate_arguments for dataset in DATASETS if dataset.name == key)
+    return " ".join([*parts, extra] if extra else parts)
