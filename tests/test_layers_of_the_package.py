@@ -1,0 +1,88 @@
+"""The package's layers import only downward (the layout is in docs/extending.md): what each layer may import,
+and no import cycles. Read from the source (every ``import``, also those inside functions)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.helpers import REPO
+
+ORCHESTRATION = ("lns.train", "lns.segment", "lns.api")
+# layer -> the parts of lns it must not import
+FORBIDDEN = {
+    "lns.errors": ("lns",),
+    "lns.runs": ("lns",),  # except lns.errors and lns.runs itself (below)
+    "lns.viz": ("lns",),
+    "lns.metrics": ("lns",),
+    "lns.data": ("lns.models", "lns.objectives", "lns.segmentation", "lns.training", "lns.report", "lns.sweeps"),
+    "lns.models": ("lns.data", "lns.objectives", "lns.segmentation", "lns.training", "lns.report", "lns.sweeps"),
+    "lns.objectives": ("lns.data", "lns.models", "lns.segmentation", "lns.training", "lns.report", "lns.sweeps"),
+    "lns.segmentation": ("lns.training", "lns.report", "lns.sweeps", *ORCHESTRATION),
+    "lns.training": ("lns.segmentation", "lns.report", "lns.sweeps", *ORCHESTRATION),
+    "lns.report": ("lns.models", "lns.segmentation", "lns.training", "lns.sweeps", *ORCHESTRATION),
+}
+ALLOWED = {
+    "lns.runs": ("lns.errors", "lns.runs"),
+    "lns.viz": ("lns.viz",),
+    "lns.metrics": ("lns.errors", "lns.metrics"),
+}
+# Segmentation at the end of training runs segment() itself.
+ORCHESTRATION_USERS = ("lns", "lns.sweeps.final_segmentation", *ORCHESTRATION)
+
+
+def _module(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports() -> dict[str, set[str]]:
+    graph = {}
+    for path in sorted((REPO / "lns").rglob("*.py")):
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+        graph[_module(path)] = {name for name in found if name.split(".")[0] in ("lns", "data_gen")}
+    return graph
+
+
+def _within(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def test_every_layer_imports_only_the_layers_below_it() -> None:
+    problems = []
+    for module, imported in _imports().items():
+        for name in imported:
+            if name.startswith("data_gen"):
+                problems.append(f"{module} imports {name}: lns never imports the generator")
+            for layer, forbidden in FORBIDDEN.items():
+                allowed = ALLOWED.get(layer, ())
+                outside = _within(module, layer) and not any(_within(name, a) for a in allowed)
+                if outside and any(_within(name, f) for f in forbidden):
+                    problems.append(f"{module} imports {name}")
+            if any(_within(name, o) for o in ORCHESTRATION) and module not in ORCHESTRATION_USERS:
+                problems.append(f"{module} imports the orchestration module {name}")
+    assert not problems, "\n".join(sorted(problems))
+
+
+def test_no_module_imports_itself_through_others() -> None:
+    graph = _imports()
+    known = {name: {dep for dep in deps if dep in graph and dep != name} for name, deps in graph.items()}
+    # a package's __init__ importing its own modules is no cycle of concern: only module-to-module edges
+    cycles = []
+
+    def visit(node: str, path: list[str], seen: set[str]) -> None:
+        for dep in known[node]:
+            if dep == path[0]:
+                cycles.append(" -> ".join([*path, dep]))
+            elif dep not in seen and dep > path[0]:
+                seen.add(dep)
+                visit(dep, [*path, dep], seen)
+
+    for start in sorted(known):
+        visit(start, [start], {start})
+    assert not cycles, "\n".join(cycles)
