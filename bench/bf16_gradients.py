@@ -10,16 +10,20 @@ it. Per layer it reports
 
 - ``bf16 error``: mean over batches of |g_bf16 - g_32| / |g_32|;
 - ``along``: mean of <g_bf16 - g_32, g_32> / |g_32|^2, the part of the error along the true gradient (negative:
-  bf16 shrinks the step, a systematic slow-down; near 0: the error is noise);
+  bf16 shortens the gradient, a bias; near 0: the error is noise);
 - ``batch noise``: mean over batches of |g_32(batch) - mean g_32| / |mean g_32|, the spread between minibatches.
 
 A bf16 error far below the batch noise and an ``along`` near zero mean the bf16 gradients are as good as float32's
-for stochastic training; a layer where either is not so is where bfloat16 loses precision that matters.
+for stochastic training; a layer where either is not so is where bfloat16 loses precision that matters. At step
+``--ablate-at`` one part of the network at a time is run in float32 under autocast: the part whose float32 run
+removes the error is where bfloat16 loses it.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -32,19 +36,39 @@ from lns.models import Autoencoder
 from lns.objectives import reconstruction_error
 from lns.training.output_bias import mean_colour_logits, output_layer
 
-FLOAT32_CHOICES = ("none", "linear", "output", "input-output")
+LATENT_LAYER = "encoder.15"
 
 
-def float32_modules(model: Autoencoder, which: str) -> list[nn.Module]:
-    """The layers ``--float32-layers`` names: none, the linear bottleneck, the decoder's output layer, or the
-    encoder's input layer and the decoder's output layer."""
-    if which == "linear":
-        return [module for module in model.modules() if isinstance(module, nn.Linear)]
-    if which == "output":
-        return [output_layer(model)]
-    if which == "input-output":
-        return [model.encoder[0], output_layer(model)]
-    return []
+def float32_parts(model: Autoencoder) -> dict[str, list[nn.Module]]:
+    """The parts of the network the ablation runs in float32 under autocast, one at a time."""
+    linear = [module for module in model.modules() if isinstance(module, nn.Linear)]
+    entry = model.decoder[5]
+    return {
+        "none (plain bf16-mixed)": [],
+        "the encoder": [model.encoder],
+        "the decoder": [model.decoder],
+        "the 1x1 bottleneck (4x4 -> 1x1 conv, linears, 1x1 -> 4x4 convT)": [model.encoder[10], *linear, entry],
+        "the linear layers": linear,
+        "the decoder's output layer": [output_layer(model)],
+        "the encoder's input layer and the decoder's output layer": [model.encoder[0], output_layer(model)],
+    }
+
+
+@contextmanager
+def float32_inside(modules: list[nn.Module]) -> Iterator[None]:
+    """Run ``modules`` in float32 under autocast (input cast up, autocast off inside) while the context lasts."""
+    for module in modules:
+
+        def float32_forward(x: Tensor, forward: Callable[[Tensor], Tensor] = module.forward) -> Tensor:
+            with torch.autocast(x.device.type, enabled=False):
+                return forward(x.float())
+
+        module.forward = float32_forward
+    try:
+        yield
+    finally:
+        for module in modules:
+            del module.forward
 
 
 def layer_gradients(model: nn.Module, images: Tensor, bf16: bool) -> dict[str, Tensor]:
@@ -60,18 +84,6 @@ def layer_gradients(model: nn.Module, images: Tensor, bf16: bool) -> dict[str, T
     return {layer: torch.cat(parts) for layer, parts in grouped.items()}
 
 
-def keep_in_float32(modules: list[nn.Module]) -> None:
-    """Run ``modules`` in float32 under autocast (the input cast up, autocast off inside)."""
-    for module in modules:
-        forward = module.forward
-
-        def float32_forward(x: Tensor, forward=forward) -> Tensor:
-            with torch.autocast(x.device.type, enabled=False):
-                return forward(x.float())
-
-        module.forward = float32_forward
-
-
 def with_total(gradients: dict[str, Tensor]) -> dict[str, Tensor]:
     """``gradients`` plus an ``all parameters`` entry."""
     return {**gradients, "all parameters": torch.cat(list(gradients.values()))}
@@ -81,6 +93,11 @@ def gradient_rows(model: nn.Module, batches: list[Tensor], step: int) -> list[li
     """bf16 error, its part along the gradient, and the minibatch noise of every layer at the model's weights."""
     full = [with_total(layer_gradients(model, batch, bf16=False)) for batch in batches]
     half = [with_total(layer_gradients(model, batch, bf16=True)) for batch in batches]
+    return comparison_rows(full, half, step)
+
+
+def comparison_rows(full: list[dict[str, Tensor]], half: list[dict[str, Tensor]], step: int) -> list[list[object]]:
+    """Per layer: mean bf16 error, mean error along the gradient, mean minibatch noise."""
     rows = []
     for layer in full[0]:
         exact = [g[layer] for g in full]
@@ -90,6 +107,20 @@ def gradient_rows(model: nn.Module, batches: list[Tensor], step: int) -> list[li
         mean = torch.stack(exact).mean(dim=0)
         noise = torch.stack([(g - mean).norm() / mean.norm() for g in exact])
         rows.append([step, layer, float(relative.mean()), float(along.mean()), float(noise.mean())])
+    return rows
+
+
+def ablation_rows(model: Autoencoder, batches: list[Tensor]) -> list[list[object]]:
+    """For each part of the network kept in float32: the bf16 error and its part along the gradient, for the
+    encoder's last layer (the latent) and for all parameters."""
+    full = [with_total(layer_gradients(model, batch, bf16=False)) for batch in batches]
+    rows = []
+    for part, modules in float32_parts(model).items():
+        with float32_inside(modules):
+            half = [with_total(layer_gradients(model, batch, bf16=True)) for batch in batches]
+        compared = {row[1]: row for row in comparison_rows(full, half, 0)}
+        latent, everything = compared[LATENT_LAYER], compared["all parameters"]
+        rows.append([part, latent[2], latent[3], everything[2], everything[3]])
     return rows
 
 
@@ -115,12 +146,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=8, help="fixed training batches the gradients are taken on")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=5e-4, help="the quick-start rate")
-    parser.add_argument(
-        "--float32-layers",
-        choices=FLOAT32_CHOICES,
-        default="none",
-        help="layers kept in float32 under autocast (to test where bfloat16 loses precision)",
-    )
+    parser.add_argument("--ablate-at", type=int, default=100, help="step of the float32-part ablation")
     parser.add_argument("--device", default=None)
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
@@ -129,21 +155,33 @@ def main() -> None:
     images = torch.from_numpy(load_split(dataset_dir(args.data_dir, args.dataset), "train").images).to(device)
     torch.manual_seed(args.seed)
     model = Autoencoder().to(device)
-    keep_in_float32(float32_modules(model, args.float32_layers))
     with torch.no_grad():
         output_layer(model).bias.copy_(mean_colour_logits(images))
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999))
     held = torch.randperm(len(images), device=device)[: args.batches * args.batch_size]
     batches = list(images[held].split(args.batch_size))
 
-    rows, done, recon_at = [], 0, {}
-    for step in sorted(int(s) for s in args.at.split(",")):
+    rows, ablation, done, recon_at = [], [], 0, {}
+    for step in sorted({*(int(s) for s in args.at.split(",")), args.ablate_at}):
         recon_at[step] = train_steps(model, optimizer, images, range(done, step), args.batch_size)
         done = step
         rows += gradient_rows(model, batches, step)
+        if step == args.ablate_at:
+            ablation = ablation_rows(model, batches)
         print(f"step {step}: compared", flush=True)
 
-    table = markdown_table(["step", "layer", "bf16 error", "along", "batch noise"], rows)
+    table = [
+        "## Per layer, along training",
+        "",
+        *markdown_table(["step", "layer", "bf16 error", "along", "batch noise"], rows),
+        "",
+        f"## Step {args.ablate_at}: one part of the network kept in float32 under bf16-mixed",
+        "",
+        *markdown_table(
+            ["kept in float32", "latent layer: bf16 error", "along", "all parameters: bf16 error", "along"],
+            ablation,
+        ),
+    ]
     recon = ", ".join(f"{step}: {value:.1f}" for step, value in recon_at.items() if step)
     write_results(
         "bf16_gradients",
@@ -152,7 +190,6 @@ def main() -> None:
             "training": f"float32 quick-start recipe on {args.dataset} (AE, Adam lr {args.lr}, batch "
             f"{args.batch_size}, mean-colour start, seed {args.seed}); train recon at the steps: {recon}",
             "gradients": f"reconstruction error, {args.batches} fixed training batches of {args.batch_size}",
-            "layers kept in float32 under bf16": args.float32_layers,
         },
         table,
         output=args.output,
