@@ -132,12 +132,14 @@ def test_a_run_resumes_across_precisions_with_float32_weights_and_state(
 
 
 @pytest.mark.e2e
-def test_auto_is_the_default_and_its_choice_reaches_the_records(
+def test_float32_is_the_default_the_quickstart_asks_for_auto_and_its_choice_reaches_the_records(
     tiny_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake_cpu(monkeypatch, amx=False, avx512_bf16=False)
+    assert compose_config("train", [], tmp_path / "default").trainer.precision == "32-true"
     run_dir = tmp_path / "run"
-    cfg = compose_config("train", [*TINY_TRAIN, f"paths.data_dir={tiny_data_dir}", "logger=none"], run_dir)
+    quickstart = ["experiment=quickstart", *TINY_TRAIN, f"paths.data_dir={tiny_data_dir}", "logger=none"]
+    cfg = compose_config("train", quickstart, run_dir)
     assert cfg.trainer.precision == "auto"
     train(cfg)
     assert cfg.trainer.precision == "32-true"
