@@ -34,7 +34,7 @@ from lns.data.catalog import dataset_dir
 from lns.data.npz import load_split
 from lns.models import Autoencoder
 from lns.objectives import reconstruction_error
-from lns.training.output_bias import mean_colour_logits, output_layer
+from lns.training.output_bias import output_layer, start_at_mean_colour
 
 LATENT_LAYER = "encoder.15"
 
@@ -89,11 +89,9 @@ def with_total(gradients: dict[str, Tensor]) -> dict[str, Tensor]:
     return {**gradients, "all parameters": torch.cat(list(gradients.values()))}
 
 
-def gradient_rows(model: nn.Module, batches: list[Tensor], step: int) -> list[list[object]]:
-    """bf16 error, its part along the gradient, and the minibatch noise of every layer at the model's weights."""
-    full = [with_total(layer_gradients(model, batch, bf16=False)) for batch in batches]
-    half = [with_total(layer_gradients(model, batch, bf16=True)) for batch in batches]
-    return comparison_rows(full, half, step)
+def batch_gradients(model: nn.Module, batches: list[Tensor], bf16: bool) -> list[dict[str, Tensor]]:
+    """Each batch's per-layer gradients (with the ``all parameters`` entry), in float32 or under bf16 autocast."""
+    return [with_total(layer_gradients(model, batch, bf16=bf16)) for batch in batches]
 
 
 def comparison_rows(full: list[dict[str, Tensor]], half: list[dict[str, Tensor]], step: int) -> list[list[object]]:
@@ -110,14 +108,13 @@ def comparison_rows(full: list[dict[str, Tensor]], half: list[dict[str, Tensor]]
     return rows
 
 
-def ablation_rows(model: Autoencoder, batches: list[Tensor]) -> list[list[object]]:
-    """For each part of the network kept in float32: the bf16 error and its part along the gradient, for the
-    encoder's last layer (the latent) and for all parameters."""
-    full = [with_total(layer_gradients(model, batch, bf16=False)) for batch in batches]
+def ablation_rows(model: Autoencoder, batches: list[Tensor], full: list[dict[str, Tensor]]) -> list[list[object]]:
+    """For each part of the network kept in float32: the bf16 error and its part along the gradient (against the
+    float32 gradients ``full``), for the encoder's last layer (the latent) and for all parameters."""
     rows = []
     for part, modules in float32_parts(model).items():
         with float32_inside(modules):
-            half = [with_total(layer_gradients(model, batch, bf16=True)) for batch in batches]
+            half = batch_gradients(model, batches, bf16=True)
         compared = {row[1]: row for row in comparison_rows(full, half, 0)}
         latent, everything = compared[LATENT_LAYER], compared["all parameters"]
         rows.append([part, latent[2], latent[3], everything[2], everything[3]])
@@ -155,8 +152,7 @@ def main() -> None:
     images = torch.from_numpy(load_split(dataset_dir(args.data_dir, args.dataset), "train").images).to(device)
     torch.manual_seed(args.seed)
     model = Autoencoder().to(device)
-    with torch.no_grad():
-        output_layer(model).bias.copy_(mean_colour_logits(images))
+    start_at_mean_colour(model, images)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999))
     held = torch.randperm(len(images), device=device)[: args.batches * args.batch_size]
     batches = list(images[held].split(args.batch_size))
@@ -165,9 +161,10 @@ def main() -> None:
     for step in sorted({*(int(s) for s in args.at.split(",")), args.ablate_at}):
         recon_at[step] = train_steps(model, optimizer, images, range(done, step), args.batch_size)
         done = step
-        rows += gradient_rows(model, batches, step)
+        full = batch_gradients(model, batches, bf16=False)
+        rows += comparison_rows(full, batch_gradients(model, batches, bf16=True), step)
         if step == args.ablate_at:
-            ablation = ablation_rows(model, batches)
+            ablation = ablation_rows(model, batches, full)
         print(f"step {step}: compared", flush=True)
 
     table = [

@@ -47,18 +47,22 @@ def output_layer(model: Any) -> nn.Module:
     return layer
 
 
+def start_at_mean_colour(model: Any, images: Tensor) -> None:
+    """Set the decoder's last bias (see :func:`output_layer`) to the mean-colour logits of ``images``."""
+    output = output_layer(model)
+    logits = mean_colour_logits(images)
+    if getattr(output, "bias", None) is None or output.bias.shape != logits.shape:
+        raise LNSError(
+            f"The decoder's last layer has no bias of {len(logits)} channels to start at the mean colour; "
+            "remove callbacks.output_bias."
+        )
+    with torch.no_grad():
+        output.bias.copy_(logits.to(output.bias))
+
+
 class MeanColourOutputBias(pl.Callback):
     """At the start of a new run (step 0, not on resume) set the decoder's last bias to the mean-colour logits."""
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.global_step != 0:
-            return
-        output = output_layer(pl_module.model)
-        logits = mean_colour_logits(trainer.datamodule.train_images)
-        if getattr(output, "bias", None) is None or output.bias.shape != logits.shape:
-            raise LNSError(
-                f"The decoder's last layer has no bias of {len(logits)} channels to start at the mean colour; "
-                "remove callbacks.output_bias."
-            )
-        with torch.no_grad():
-            output.bias.copy_(logits.to(output.bias))
+        if trainer.global_step == 0:
+            start_at_mean_colour(pl_module.model, trainer.datamodule.train_images)
