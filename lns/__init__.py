@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lns.api import Segmentation, adjusted_rand_index, load_model, segment_images
-    from lns.errors import LNSError
+    from lns.errors import LNSError, PrecisionWarning
     from lns.models.protocol import SegmentableModel
 
 __version__ = "0.1.0"
@@ -30,9 +30,18 @@ _EXPORTS = {
     "Segmentation": "lns.api",
     "SegmentableModel": "lns.models.protocol",
     "LNSError": "lns.errors",
+    "PrecisionWarning": "lns.errors",
 }
 
-__all__ = ["LNSError", "SegmentableModel", "Segmentation", "adjusted_rand_index", "load_model", "segment_images"]
+__all__ = [
+    "LNSError",
+    "PrecisionWarning",
+    "SegmentableModel",
+    "Segmentation",
+    "adjusted_rand_index",
+    "load_model",
+    "segment_images",
+]
 
 
 def __getattr__(name: str) -> Any:

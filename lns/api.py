@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lns.errors import LNSError
+from lns.errors import LNSError, PrecisionWarning
 from lns.metrics.ari import adjusted_rand_index as _ari
 from lns.models.adapter import ModelAdapter, as_adapter
 from lns.models.layers import layer_by_name
@@ -31,7 +32,10 @@ from lns.segmentation.activations import ActivationMethod
 from lns.segmentation.baselines import ColourMethod, ColourPositionMethod, FelzenszwalbMethod, SlicMethod
 from lns.segmentation.clustering import KMeansClustering, LeanWardClustering, WardClustering
 from lns.segmentation.core import Clusterer, segment_all
+from lns.segmentation.health import SignalThresholds, is_resolved, measure_signal
+from lns.segmentation.layout import CHANNELS_LAST, segmentation_layout
 from lns.segmentation.methods import FeatureSettings, LatentNoiseMethod, PixelMethod
+from lns.segmentation.resolution import precision_message
 from lns.segmentation.sites import LATENT, OUTPUT, split_model
 from lns.segmentation.source import load_source
 
@@ -39,6 +43,9 @@ METHODS = ("noise", "jacobian", "activations", "rgb", "rgbxy", "slic", "felzensz
 CLUSTERINGS = ("ward", "ward_lean", "kmeans")
 DEFAULT_BATCH_SIZE = 10
 _CHUNK_SIZES = {"noise": 200, "jacobian": 16}
+RESOLUTION_IMAGES = 4
+"""Images (the first ones) and noise directions per image of the numerical-resolution check."""
+RESOLUTION_DIRECTIONS = 4
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,7 @@ def segment_images(
     clustering: str = "ward",
     seed: int = 0,
     batch_size: int | None = None,
+    channels_last: bool = CHANNELS_LAST,
 ) -> Segmentation:
     """Segment images with latent noise (or another method), using any model with ``encode`` and ``decode``.
 
@@ -164,9 +172,17 @@ def segment_images(
             ``kmeans``.
         seed: seed of the per-image noise.
         batch_size: images per batch (``None``: 10, as ``run_segment.py``); lower it to save memory.
+        channels_last: decode lns's autoencoders in NHWC layout (faster on a CPU; the model's layout is restored
+            afterwards), as ``run_segment.py`` does by default. Other models keep their layout.
 
     Returns:
         A `Segmentation` with ``labels`` ``(N, H, W)``.
+
+    Warns:
+        PrecisionWarning: for ``noise`` and ``jacobian``, when most of the decoder's response to noise of
+            ``noise_std`` on the first images is rounding rather than the decoder's (a half-precision model, a
+            decoder that casts inside, a noise too small for the dtype). Decoding itself always runs in IEEE float32
+            (or the model's dtype): TF32 and autocast are off inside, whatever the caller set.
 
     Raises:
         LNSError: a bad argument, or a model that does not keep to the protocol (no ``encode``/``decode``, a latent
@@ -186,13 +202,34 @@ def segment_images(
     if module is not None:
         module.eval()
     try:
-        labels, reconstructions = segment_all(
-            adapter, images, counts, chosen, clusterer, batch_size or DEFAULT_BATCH_SIZE
-        )
+        with segmentation_layout(adapter.model, channels_last):
+            if method in _CHUNK_SIZES:
+                _warn_unresolved(adapter, images[:RESOLUTION_IMAGES], noise_std=noise_std, seed=seed)
+            labels, reconstructions = segment_all(
+                adapter, images, counts, chosen, clusterer, batch_size or DEFAULT_BATCH_SIZE
+            )
     finally:
         if module is not None:
             module.train(was_training)
     return Segmentation(labels=labels, reconstructions=reconstructions, n_clusters=torch.tensor(counts))
+
+
+def _warn_unresolved(adapter: ModelAdapter, images: Tensor, *, noise_std: float, seed: int) -> None:
+    """Emit a :class:`lns.PrecisionWarning` when the arithmetic does not resolve noise of ``noise_std``."""
+    thresholds = SignalThresholds()
+    stats = measure_signal(
+        adapter, images, std=noise_std, perturb_num=RESOLUTION_DIRECTIONS, seed=seed, zero_atol=thresholds.zero_atol
+    )
+    if not is_resolved(stats, thresholds):
+        message = precision_message(
+            stats["resolution"],
+            thresholds.min_resolution,
+            std=noise_std,
+            dtype=adapter.dtype,
+            device=adapter.device,
+            subject="the labels",
+        )
+        warnings.warn(message, PrecisionWarning, stacklevel=3)
 
 
 def adjusted_rand_index(

@@ -2,7 +2,8 @@
 libraries' hints, tips and deprecation notices.
 
 Lightning suggests ``srun`` on every machine that has SLURM installed (wrong for a run meant to be local), advertises
-its cloud products, announces which accelerators exist and that 100% of the validation batches are used, and
+its cloud products, announces which accelerators exist and that 100% of the validation batches are used, asks for a
+float32 matmul precision on every GPU run (lns chooses one and says which), and
 warns that a run shorter than its logging interval logs nothing (this project logs the last step too). Libraries'
 deprecation notices concern their own callers. None of that helps a user of this project.
 """
@@ -20,6 +21,9 @@ QUIET_INFO = (
     "💡 Tip: ",
     "`Trainer(limit_val_batches=1.0)` was configured",
     "`weights_only` was not set",
+    # The hint to pick a float32 matmul precision: lns picks it and says which (training: speed.tf32; segmentation:
+    # always IEEE float32, lns/models/float32.py).
+    "You are using a CUDA device",
 )
 QUIET_LOGGERS = (
     "pytorch_lightning.utilities.rank_zero",

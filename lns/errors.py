@@ -1,4 +1,4 @@
-"""The project's user-facing error type."""
+"""The project's user-facing error type and warning categories."""
 
 
 class LNSError(Exception):
@@ -6,3 +6,9 @@ class LNSError(Exception):
 
     Entry points catch it and print the message as one paragraph, without a traceback.
     """
+
+
+class PrecisionWarning(UserWarning):
+    """The arithmetic did not resolve the latent noise: most of the decoder's response to it is rounding (a model in
+    half precision, a decoder that casts inside, a backend that rounds float32, or a noise std too small for the
+    dtype), so the labels say little about the method. The message names the measured resolution and the fixes."""

@@ -21,14 +21,21 @@ from lns.data.catalog import dataset_dir, folder_name
 from lns.data.npz import MASKED_SPLITS, SplitArrays, load_split
 from lns.errors import LNSError
 from lns.loggers import finishing_wandb
-from lns.models import Autoencoder
 from lns.report.summary import format_table, scores
 from lns.runs.atomic import atomic_savez, atomic_write_text
 from lns.runs.hydra_record import save_hydra_record
 from lns.runs.run_layout import RUN_CONFIG, SEGMENTATION_SUMMARY
 from lns.runs.stale_files import remove_stale_temporary_files
 from lns.segment_folder import segment_picture_folder
-from lns.segmentation.health import SignalThresholds, has_signal, measure_signal, no_signal_message
+from lns.segmentation.health import (
+    SignalThresholds,
+    has_signal,
+    is_resolved,
+    measure_signal,
+    no_signal_message,
+    unresolved_message,
+)
+from lns.segmentation.layout import to_segmentation_layout
 from lns.segmentation.methods import LatentNoiseMethod, PixelMethod
 from lns.segmentation.module import FeatureSettings, SegmentationModule
 from lns.segmentation.noise_checks import check_directions, check_noise_settings
@@ -37,6 +44,7 @@ from lns.segmentation.source import ModelSource, resolve_source
 from lns.segmentation.wandb_log import log_segmentation_to_wandb
 from lns.segmentation.weights import apply_weights, weights_record
 from lns.training.monitoring.health import read_health
+from lns.training.precision import uses_gpu
 from lns.viz.figures import save_segmentation_panels
 from lns.viz.umap_plot import embed_umap, save_umap_scatter
 
@@ -102,6 +110,7 @@ def settings_record(cfg: DictConfig, source: ModelSource, dataset: str, method: 
         "test_num": cfg.test_num,
         "checkpoint": str(source.checkpoint),
         "run_dir": str(source.run_dir) if source.run_dir else None,
+        "training": source.training,
     }
     if isinstance(method, LatentNoiseMethod):
         noise = method.settings
@@ -219,6 +228,7 @@ def segmentation_health(
         min_noise_response=float(cfg.health.min_noise_response),
         max_zero_fraction=float(cfg.health.max_zero_fraction),
         zero_atol=float(cfg.health.zero_atol),
+        min_resolution=float(cfg.health.min_resolution),
     )
     stats = measure_signal(
         source.model,
@@ -228,13 +238,17 @@ def segmentation_health(
         seed=int(cfg.seed),
         zero_atol=thresholds.zero_atol,
     )
-    signal = has_signal(stats, thresholds)
-    if not signal:
-        log.warning(no_signal_message(stats, thresholds))
+    signal, resolved = has_signal(stats, thresholds), is_resolved(stats, thresholds)
+    if not resolved:
+        log.warning(unresolved_message(stats, thresholds, source.model, std=float(cfg.noise.std)))
+    elif not signal:
+        random_weights = weights_choice(cfg)[0] == "random"
+        log.warning(no_signal_message(stats, thresholds, random_weights=random_weights))
     training = read_health(source.run_dir) if source.run_dir is not None else None
     return {
         **stats,
         "signal": signal,
+        "resolved": resolved,
         "training_healthy": None if training is None else training["healthy"],
         "training_problems": [] if training is None else list(training["active"]),
         "training_not_checked": None if training is None else training.get("not_checked"),
@@ -256,10 +270,17 @@ def segment(cfg: DictConfig) -> dict[str, Any]:
     source = apply_weights(resolve_source(cfg), *weights_choice(cfg))
     method.check(source.model)
     source.model.to(PRECISIONS[cfg.precision])
-    if cfg.channels_last and isinstance(source.model, Autoencoder):
-        source.model.to(memory_format=torch.channels_last)
+    if cfg.precision == "float32" and uses_gpu(str(cfg.trainer.accelerator)):
+        log.info(
+            "Segmentation on the GPU decodes in IEEE float32: TF32 and autocast are off around every decode "
+            f"(TF32 rounds by about 5e-4, more than noise.std={cfg.noise.std} moves a pixel)."
+        )
+    to_segmentation_layout(source.model, bool(cfg.channels_last))
     if OmegaConf.select(cfg, "images.folder"):
-        return segment_picture_folder(cfg, source, method, hydra.utils.instantiate(cfg.clustering.backend))
+        clusterer = hydra.utils.instantiate(cfg.clustering.backend)
+        return segment_picture_folder(
+            cfg, source, method, clusterer, lambda images: segmentation_health(cfg, source, images, method)
+        )
     dataset = cfg.data.name if cfg.get("data") else source.dataset
     if dataset is None:
         raise LNSError(f"Cannot tell which dataset {source.checkpoint} was trained on; pass data=<name>.")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +71,14 @@ def _table(summary: dict[str, Any]) -> str:
 
 
 def segment_picture_folder(
-    cfg: DictConfig, source: ModelSource, method: PixelMethod, clusterer: Clusterer
+    cfg: DictConfig,
+    source: ModelSource,
+    method: PixelMethod,
+    clusterer: Clusterer,
+    health: Callable[[torch.Tensor], dict[str, Any] | None],
 ) -> dict[str, Any]:
-    """Segment every picture of ``cfg.images.folder`` with ``source``'s model (see the module docstring)."""
+    """Segment every picture of ``cfg.images.folder`` with ``source``'s model (see the module docstring); ``health``
+    gives ``folder_summary.json``'s health entry for the pictures (the dataset runs' check)."""
     out_dir = Path(cfg.paths.output_dir)
     if (out_dir / LABELS_FILE).exists():
         raise LNSError(f"{out_dir} already holds segmented pictures ({LABELS_FILE}); nothing was overwritten.")
@@ -88,6 +94,7 @@ def segment_picture_folder(
     images = torch.from_numpy(pictures.images).to(device=model.device, dtype=model.dtype)
     labels, reconstructions = segment_all(model, images, counts, method, clusterer, int(cfg.batch_size))
     labels_np, reconstructions_np = labels.numpy(), reconstructions.float().cpu().numpy()
+    health_record = health(torch.from_numpy(pictures.images))
     ari = ari_fg = None
     if masks is not None:
         ari = adjusted_rand_index(labels, torch.from_numpy(masks)).numpy()
@@ -125,6 +132,7 @@ def segment_picture_folder(
         "clustering": cfg.clustering.name,
         "seed": int(cfg.seed),
         "resize": resize,
+        "health": health_record,
     }
     atomic_write_text(out_dir / FOLDER_SUMMARY, json.dumps(summary, indent=2) + "\n")
     return {"summary": summary, "out_dir": out_dir, "figure_dir": out_dir / PICTURES, "table": _table(summary)}

@@ -16,6 +16,7 @@ from lns.data.datamodule import NpzDataModule
 from lns.errors import LNSError
 from lns.loggers import build_loggers, config_as_dict, finishing_wandb
 from lns.models import build_model
+from lns.models.float32 import set_tf32
 from lns.runs.atomic import atomic_write_text
 from lns.runs.hydra_record import save_hydra_record
 from lns.runs.run_layout import LAST_CHECKPOINT, RUN_CONFIG
@@ -147,21 +148,31 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 
 def choose_precision(cfg: DictConfig) -> str:
-    """Resolve ``trainer.precision=auto`` in ``cfg`` and say what was chosen, once, on the console.
+    """Resolve ``trainer.precision=auto`` in ``cfg``, choose the float32 arithmetic, and say both, once.
 
-    ``cfg.trainer.precision`` becomes the precision used; ``cfg.training_precision`` records the request and the
-    choice, so the run's ``.hydra/config.yaml``, its ``run_config.yaml`` and its segmentations' ``summary.json``
-    show how the model was trained.
+    ``cfg.trainer.precision`` becomes the precision used; ``cfg.training_precision`` records the request, the choice
+    and whether float32 work ran in TF32 (``speed.tf32``, only ever on a GPU), so the run's ``.hydra/config.yaml``,
+    its ``run_config.yaml`` and its segmentations' ``summary.json`` show how the model was trained.
     """
     requested = str(cfg.get("training_precision", {}).get("requested", cfg.trainer.precision))
     accelerator = str(cfg.trainer.accelerator)
     used = resolve_precision(requested, accelerator)
+    on_gpu = uses_gpu(accelerator)
+    tf32 = on_gpu and bool(cfg.speed.get("tf32", False))
     with open_dict(cfg):
         cfg.trainer.precision = used
-        cfg.training_precision = {"requested": requested, "used": used}
+        cfg.training_precision = {"requested": requested, "used": used, "tf32": tf32}
     if requested != used:
-        device = "GPU" if uses_gpu(accelerator) else "CPU"
+        device = "GPU" if on_gpu else "CPU"
         log.info(f"trainer.precision={requested}: training in {used} on this {device}")
+    if on_gpu:
+        set_tf32(tf32)
+        arithmetic = (
+            "TF32 (speed.tf32=true: 10-bit mantissas, faster)"
+            if tf32
+            else "IEEE float32 (speed.tf32=false; speed.tf32=true allows TF32, faster and less exact)"
+        )
+        log.info(f"float32 convolutions and matrix products on the GPU: {arithmetic}")
     return used
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from lns.data.npz import load_split
 from lns.errors import LNSError
 from lns.models import Autoencoder, write_authors_checkpoint
 from lns.segment import segment
+from lns.segmentation.layout import CHANNELS_LAST
 from tests.helpers import LAST, TINY_SEGMENT, compose_config
 
 
@@ -24,13 +26,26 @@ def test_our_autoencoder_through_the_api_gives_run_segments_labels_bit_for_bit(
     segment(compose_config("segment", [f"run_dir={trained_run}", *TINY_SEGMENT, "umap_num=0"], out))
     expected = np.load(out / "predictions.npz")["labels"]
 
-    model = lns.load_model(trained_run).to(memory_format=torch.channels_last)  # as run_segment.py's default
+    model = lns.load_model(trained_run)  # both entry points with their defaults
     test = load_split(tiny_data_dir / "dKanizsa", "test")
     counts = [len(np.unique(mask)) for mask in test.masks[:4]]
     result = lns.segment_images(model, torch.from_numpy(test.images[:4]), n_clusters=counts, perturbations=6)
     assert np.array_equal(result.labels.numpy(), expected)  # and batch_size 10 here, 3 there
+    assert model.decoder[5].weight.is_contiguous()  # the model's own layout is given back
     ari = lns.adjusted_rand_index(result.labels, torch.from_numpy(test.masks[:4]))
     assert ari.shape == (4,) and ari.dtype == torch.float64
+
+    plain = tmp_path / "plain"
+    segment(compose_config("segment", [f"run_dir={trained_run}", *TINY_SEGMENT, "channels_last=false"], plain))
+    images = torch.from_numpy(test.images[:4])
+    result = lns.segment_images(model, images, n_clusters=counts, perturbations=6, channels_last=False)
+    assert np.array_equal(result.labels.numpy(), np.load(plain / "predictions.npz")["labels"])
+
+
+def test_the_api_and_run_segment_share_one_default_layout() -> None:
+    defaults = compose_config("segment", ["run_dir=x"], Path("unused"))
+    signature = inspect.signature(lns.segment_images)
+    assert signature.parameters["channels_last"].default is defaults.channels_last is CHANNELS_LAST
 
 
 def test_load_model_reads_runs_lone_checkpoints_and_authors_files(trained_run: Path, tmp_path: Path) -> None:

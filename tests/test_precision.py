@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
+import lns.train
 from lns.models import Autoencoder
 from lns.objectives import GecoObjective, kl_divergence, reconstruction_error
 from lns.segment import segment
@@ -144,10 +146,31 @@ def test_float32_is_the_default_the_quickstart_asks_for_auto_and_its_choice_reac
     train(cfg)
     assert cfg.trainer.precision == "32-true"
     record = OmegaConf.load(run_dir / "run_config.yaml")
-    assert dict(record.training_precision) == {"requested": "auto", "used": "32-true"}
+    assert dict(record.training_precision) == {"requested": "auto", "used": "32-true", "tf32": False}
     seg = compose_config(
         "segment", [f"run_dir={run_dir}", f"paths.data_dir={tiny_data_dir}", *TINY_SEGMENT], tmp_path / "seg"
     )
     summary = segment(seg)["summary"]
-    assert summary["training_precision"] == {"requested": "auto", "used": "32-true"}
+    assert summary["training_precision"] == {"requested": "auto", "used": "32-true", "tf32": False}
     assert summary["precision"] == "float32"
+
+
+@pytest.mark.parametrize("tf32", [False, True])
+def test_on_a_gpu_32_true_trains_in_ieee_float32_unless_tf32_is_asked_for(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture, tf32: bool
+) -> None:
+    chosen: list[bool] = []
+    monkeypatch.setattr(lns.train, "uses_gpu", lambda accelerator: True)
+    monkeypatch.setattr(lns.train, "set_tf32", chosen.append)
+    cfg = compose_config("train", ["trainer=gpu", f"speed.tf32={tf32}"], tmp_path)
+    with caplog.at_level(logging.INFO, logger="lns.train"):
+        assert lns.train.choose_precision(cfg) == "32-true"
+    assert chosen == [tf32]
+    assert dict(cfg.training_precision) == {"requested": "32-true", "used": "32-true", "tf32": tf32}
+    assert f"float32 convolutions and matrix products on the GPU: {'TF32' if tf32 else 'IEEE'}" in caplog.text
+
+
+def test_on_a_cpu_tf32_is_never_recorded_as_used(tmp_path: Path) -> None:
+    cfg = compose_config("train", ["trainer=cpu", "speed.tf32=true"], tmp_path)
+    lns.train.choose_precision(cfg)
+    assert cfg.training_precision.tf32 is False

@@ -44,7 +44,7 @@ def test_table1_preset_sweeps_six_datasets_two_models_three_seeds_with_paper_set
 @pytest.mark.parametrize(
     ("preset", "key", "values"),
     [
-        ("noise_std", "noise.std", [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]),
+        ("noise_std", "noise.std", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]),
         ("perturb_num", "noise.perturb_num", [2, 3, 5, 10, 20, 40]),
     ],
 )

@@ -1,4 +1,4 @@
-"""Models: the protocol every model follows, its adapter, our autoencoders, diffusers' AutoencoderKL, and import/export
+"""Models: the protocol every model follows, its adapter, our autoencoders, diffusers' autoencoders, and import/export
 of the authors' checkpoint format."""
 
 from lns.models.adapter import ModelAdapter, as_adapter
@@ -10,6 +10,7 @@ from lns.models.authors_checkpoint import (
 )
 from lns.models.autoencoder import SUPPORTED_IMAGE_SIZES, Autoencoder
 from lns.models.configured import build_model
+from lns.models.diffusers_autoencoder import DiffusersAutoencoder
 from lns.models.diffusers_kl import DiffusersKL
 from lns.models.protocol import SegmentableModel
 
@@ -17,6 +18,7 @@ __all__ = [
     "SUPPORTED_IMAGE_SIZES",
     "AuthorsCheckpoint",
     "Autoencoder",
+    "DiffusersAutoencoder",
     "DiffusersKL",
     "ModelAdapter",
     "SegmentableModel",

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from lns.errors import LNSError
 from lns.models.autoencoder import Autoencoder
+from lns.models.diffusers_autoencoder import DiffusersAutoencoder, is_diffusers_autoencoder
 from lns.models.protocol import PROTOCOL_HELP, check_protocol, model_name
 
 
@@ -76,6 +77,12 @@ class ModelAdapter:
             mean, log_variance = encoded
         else:
             mean, log_variance = encoded, None
+        if hasattr(mean, "latent_dist") or hasattr(mean, "latents"):
+            raise LNSError(
+                f"{self.name}.encode returned a diffusers output object ({type(mean).__name__}), not a tensor: wrap "
+                "the diffusers autoencoder in lns.models.DiffusersAutoencoder, which reads it (raw diffusers models "
+                "are wrapped by themselves)."
+            )
         if not isinstance(mean, Tensor) or mean.ndim < 2 or mean.shape[0] != images.shape[0]:
             raise LNSError(
                 f"{self.name}.encode returned a latent shaped {_shape(mean)} for {images.shape[0]} image(s) "
@@ -162,5 +169,8 @@ class ModelAdapter:
 
 
 def as_adapter(model: Any) -> ModelAdapter:
-    """``model`` itself when it is already a :class:`ModelAdapter`, else a new one around it."""
-    return model if isinstance(model, ModelAdapter) else ModelAdapter(model)
+    """``model`` itself when it is already a :class:`ModelAdapter`, else a new one around it (around a
+    :class:`DiffusersAutoencoder` of it for a raw diffusers autoencoder)."""
+    if isinstance(model, ModelAdapter):
+        return model
+    return ModelAdapter(DiffusersAutoencoder(model) if is_diffusers_autoencoder(model) else model)

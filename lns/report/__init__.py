@@ -6,7 +6,7 @@ Usage: python -m lns.report DIR [DIR ...] [--reference FILE] [--out OUTDIR] [--s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +16,9 @@ from lns.report.claims import ClaimRuns, claims_markdown
 from lns.report.collect import Reference, Run, collect_runs, read_reference
 from lns.report.depth import depth_lines
 from lns.report.figures import method_figures, save_depth_plot, save_sweep_plot
+from lns.report.foreground import dataset_foreground
 from lns.report.tables import (
+    FG,
     STD_CONVENTION,
     Table,
     build_table,
@@ -65,13 +67,15 @@ def write_report(
             f"No run matches --std {std} --perturb-num {perturb_num}. The collected runs have "
             f"(std, perturb_num) in {available}; pick one of those or drop the options to pool every run."
         )
-    table = build_table(chosen, references)
-    notes = [f"{len(chosen)} of {len(runs)} runs in the table", *pooled_settings(chosen)]
+    foreground, foreground_notes = dataset_foreground(chosen, Path(data_dir) if data_dir is not None else None)
+    table = build_table(chosen, references, foreground)
+    notes = [f"{len(chosen)} of {len(runs)} runs in the table", *pooled_settings(chosen), *foreground_notes]
     flagged = [run for run in chosen if run.issue]
     if flagged:
         notes.append(
-            f"{len(flagged)} of these runs are marked: their model learned nothing ('no signal': the decoder "
-            "does not respond to latent noise; 'not learning': the training run's health check failed)"
+            f"{len(flagged)} of these runs are marked: their features say nothing about the method ('no signal': "
+            "the decoder does not respond to latent noise; 'not learning': the training run's health check failed; "
+            "'not resolved': the response to the noise was mostly rounding, the arithmetic's fault, not the model's)"
         )
     unchecked = [run for run in chosen if run.unchecked and not run.issue]
     if unchecked:
@@ -98,7 +102,8 @@ def write_report(
     notes += picture_notes
     caption = (
         "Mean test ARI per dataset: each cell is the mean over runs (seeds/models) of each run's mean ARI, "
-        f"± the {STD_CONVENTION}, n = runs."
+        f"± the {STD_CONVENTION}, n = runs. Each '{FG}' column beside a column is the same over the "
+        "foreground pixels only (ARI-FG)."
     )
     markdown = "\n\n".join([caption, to_markdown(table), "\n".join(f"- {note}" for note in notes)]) + "\n"
     (out_dir / "table.md").write_text(markdown)
@@ -107,7 +112,7 @@ def write_report(
     depth = depth_lines(runs)  # noise.site sweeps: ari_vs_depth.png
     files += [save_depth_plot(depth, out_dir / "ari_vs_depth.png")] if depth else []
     files += pictures
-    (out_dir / "claims.md").write_text(claims_of_learned_models(runs, chosen, references, table))
+    (out_dir / "claims.md").write_text(claims_of_learned_models(runs, chosen, references, table, foreground))
     files.append(out_dir / "claims.md")
     return Report(table, markdown, notes, files)
 
@@ -120,14 +125,25 @@ def default_report_dir(dirs: Sequence[str | Path]) -> Path:
 
 
 def claims_of_learned_models(
-    runs: Sequence[Run], chosen: Sequence[Run], references: Sequence[Reference], table: Table
+    runs: Sequence[Run],
+    chosen: Sequence[Run],
+    references: Sequence[Reference],
+    table: Table,
+    foreground: Mapping[str, int | None] | None = None,
 ) -> str:
     """claims.md from the runs whose model learned something; it says how many runs it left out, and where a
-    claim is not checkable only because of them (``table``: every chosen run), that they were left out and why."""
+    claim is not checkable only because of them (``table``: every chosen run), that they were left out and why.
+    ``foreground``: per dataset, the most foreground labels in a test mask (:mod:`lns.report.foreground`)."""
     learned = [run for run in runs if not run.issue]
-    learned_table = build_table([run for run in chosen if not run.issue], references)
+    learned_chosen = [run for run in chosen if not run.issue]
+    learned_table = build_table(learned_chosen, references, foreground)
     lines = {param: sweeps(learned, param) for param in ("std", "perturb_num")}
-    every_run = ClaimRuns(table, sweeps(runs, "std"), sweeps(runs, "perturb_num"))
+    every_run = ClaimRuns(table, sweeps(runs, "std"), sweeps(runs, "perturb_num"), chosen)
     return claims_markdown(
-        learned_table, lines["std"], lines["perturb_num"], left_out=len(runs) - len(learned), every_run=every_run
+        learned_table,
+        lines["std"],
+        lines["perturb_num"],
+        left_out=len(runs) - len(learned),
+        every_run=every_run,
+        runs=learned_chosen,
     )

@@ -8,6 +8,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lns.data.catalog import DATASET_FOLDERS
 from lns.errors import LNSError
@@ -35,10 +36,24 @@ class Run:
     uses_model: bool = True  # False for methods that ignore the network (rgb, slic, ...)
     layer: str | None = None  # the layer of method=activations
     split: str = "test"  # the segmented split (for the method-comparison figure's images)
-    issue: str | None = None  # "no signal" / "not learning" (summary.json's health entry); None: healthy or unchecked
+    issue: str | None = None  # "not resolved" / "no signal" / "not learning" (summary.json's health entry); None: fine
     relative: bool = False  # noise.relative: the noise std was scaled by the site's RMS activation
     data_dir: Path | None = None  # the datasets' folder the segmentation read (older summaries do not say)
     unchecked: bool = False  # the training run ended before its health checks began (health.training_not_checked)
+    ari_fg_mean: float | None = None  # mean ARI over foreground pixels; None: no image had foreground
+    train_seed: int | None = None
+    z_dim: int | None = None  # the model's latent size (None: not an lns autoencoder, or not recorded)
+    checkpoint: str | None = None  # the segmented checkpoint file, as the segmentation named it
+    run_dir: str | None = None  # the training run directory the checkpoint came from (None: a checkpoint file alone)
+    training: dict[str, Any] | None = None  # how the model was trained (summary.json's ``training``); None: unknown
+    training_precision: str | None = None  # the precision the model was trained in (``training_precision.used``)
+
+    @property
+    def model_key(self) -> tuple[object, ...]:
+        """Which trained model the run segmented: its checkpoint, training run and seed (the summary's path where
+        the summary names none of them), so that the runs of one model are told from those of another seed."""
+        known = (self.checkpoint, self.run_dir, self.train_seed)
+        return known if any(value is not None for value in known) else (self.path,)
 
     @property
     def depth_only(self) -> bool:
@@ -114,10 +129,11 @@ def read_summary(path: Path) -> Run:
         site = _field(path, data["noise"], "site", str).lower()
     uses_model = bool(method.get("uses_model", True))
     layer, split = method.get("layer"), str(data.get("split", "test"))
-    # weights=random is the untrained control on purpose: its health is no verdict on the run.
-    issue = _health_issue(path, data) if weights == "trained" else None
+    # weights=random is the untrained control on purpose: its health is no verdict on the run, its arithmetic is.
+    issue = _resolution_issue(path, data) or (_health_issue(path, data) if weights == "trained" else None)
     health = data.get("health")
     unchecked = weights == "trained" and isinstance(health, dict) and bool(health.get("training_not_checked"))
+    precision = _optional(path, data, "training_precision", dict)
     return Run(
         path,
         dataset,
@@ -135,16 +151,35 @@ def read_summary(path: Path) -> Run:
         relative,
         Path(data["data_dir"]) if isinstance(data.get("data_dir"), str) else None,
         unchecked,
+        ari_fg_mean=None if data.get("ari_fg_mean") is None else _number(path, data, "ari_fg_mean"),
+        train_seed=_optional(path, data, "train_seed", int),
+        z_dim=_optional(path, data, "z_dim", int),
+        checkpoint=_optional(path, data, "checkpoint", str),
+        run_dir=_optional(path, data, "run_dir", str),
+        training=_optional(path, data, "training", dict),
+        training_precision=str(precision["used"]) if precision and precision.get("used") else None,
     )
+
+
+def _health(path: Path, data: dict) -> dict | None:
+    """summary.json's optional ``health`` entry (None when it has none)."""
+    health = data.get("health")
+    if health is not None and not isinstance(health, dict):
+        raise _malformed(path, f"field 'health' is {health!r}, expected an object")
+    return health
+
+
+def _resolution_issue(path: Path, data: dict) -> str | None:
+    """ "not resolved" when the health entry says the arithmetic did not resolve the noise (rounding, not the model)."""
+    health = _health(path, data)
+    return "not resolved" if health is not None and health.get("resolved") is False else None
 
 
 def _health_issue(path: Path, data: dict) -> str | None:
     """What summary.json's optional ``health`` entry says is wrong with the model (None: nothing, or no entry)."""
-    health = data.get("health")
+    health = _health(path, data)
     if health is None:
         return None
-    if not isinstance(health, dict):
-        raise _malformed(path, f"field 'health' is {health!r}, expected an object")
     if health.get("signal") is False:
         return "no signal"
     if health.get("training_healthy") is False:
@@ -198,6 +233,11 @@ def _field(path: Path, data: dict, key: str, kind: type):
     if not isinstance(value, kind) or isinstance(value, bool):
         raise _malformed(path, f"field '{key}' is {value!r}, expected a {kind.__name__}")
     return value
+
+
+def _optional(path: Path, data: dict, key: str, kind: type):
+    """``data[key]``, or None where the key is absent or null (summaries of older versions of lns lack it)."""
+    return None if data.get(key) is None else _field(path, data, key, kind)
 
 
 def _number(path: Path, data: dict, key: str) -> float:

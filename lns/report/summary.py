@@ -34,9 +34,15 @@ SETTING_KEYS = (
     "test_num",
     "checkpoint",
     "run_dir",
+    "training",
 )
 """What determines the results (also stored beside partial results). ``features`` is the method's name, ``method``
-its name and parameters (``uses_model``: whether it used the network), ``weights`` the ``weights`` choice."""
+its name and parameters (``uses_model``: whether it used the network), ``weights`` the ``weights`` choice.
+``training`` is how the model was trained (None for an authors' checkpoint): the run's ``max_steps``, the
+checkpoint's ``global_step``, ``lr``, ``batch_size`` and the ``objective`` config. It is a setting, not a record:
+the ``global_step`` tells the weights of one ``checkpoints/last.ckpt`` apart as its run trains on, so partial results
+of an earlier state of that file are never mixed with a later one's. Partial results written before the key existed
+are therefore refused like any other change of settings: segment those into a new directory."""
 NOISE_KEY = "noise"
 """Only for latent-noise methods (noise, jacobian): ``std``, ``perturb_num``, ``site`` and ``relative``."""
 RECORD_KEYS = ("seconds_per_image", "health", "data_dir", "training_precision")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -17,6 +17,10 @@ from lns.report.collect import Reference, Run
 VARIANTS = ("AE", "VAE", "AE (output noise)", "VAE (output noise)", "AE (jacobian)", "VAE (jacobian)")
 """The paper's columns first; any other method's column follows (network methods, then network-free ones)."""
 STD_CONVENTION = "population std (ddof=0) over runs"
+FG = "ARI-FG"
+"""The suffix of an ARI-FG column: "AE ARI-FG" beside "AE"."""
+FG_SHARE_MARK = "†"
+"""Marks an ARI-FG value of a dataset whose test masks have a single foreground label (:func:`fg_share_note`)."""
 
 
 @dataclass(frozen=True)
@@ -37,9 +41,20 @@ class Table:
     columns: list[str]
     cells: dict[tuple[str, str], Cell]
     roles: dict[str, str] = field(default_factory=dict)  # column -> Run.role ("lns", "baseline", ...)
+    fg_cells: dict[tuple[str, str], Cell] = field(default_factory=dict)  # the same runs' mean ARI-FG
+    foreground: dict[str, int | None] = field(default_factory=dict)  # dataset -> most foreground labels in a mask
 
     def get(self, dataset: str, column: str) -> Cell | None:
         return self.cells.get((dataset, column))
+
+    def get_fg(self, dataset: str, column: str) -> Cell | None:
+        """The ARI-FG of a cell's runs (those that had foreground pixels); None where there is none."""
+        return self.fg_cells.get((dataset, column))
+
+    def fg_is_share(self, dataset: str) -> bool:
+        """Whether the dataset's test masks have a single foreground label, so that its ARI-FG is the share of
+        images whose foreground is not split (:mod:`lns.report.foreground`)."""
+        return self.foreground.get(dataset) == 1
 
 
 @dataclass(frozen=True)
@@ -81,14 +96,21 @@ def dataset_order(names: Iterable[str]) -> list[str]:
     return [n for n in GG_DATASETS if n in present] + sorted(present - set(GG_DATASETS))
 
 
-def build_table(runs: Sequence[Run], references: Sequence[Reference] = ()) -> Table:
-    """Datasets x variants (only variants with data); each reference column follows its matching variant."""
+def build_table(
+    runs: Sequence[Run], references: Sequence[Reference] = (), foreground: Mapping[str, int | None] | None = None
+) -> Table:
+    """Datasets x variants (only variants with data); each reference column follows its matching variant.
+
+    ``foreground``: per dataset, the most foreground labels in one test mask (:mod:`lns.report.foreground`)."""
     grouped: dict[tuple[str, str], list[float]] = defaultdict(list)
+    fg: dict[tuple[str, str], list[float]] = defaultdict(list)
     issues: dict[tuple[str, str], list[str]] = defaultdict(list)
     unchecked: dict[tuple[str, str], int] = defaultdict(int)
     roles = {}
     for run in runs:
         grouped[run.dataset, run.variant].append(run.ari_mean)
+        if run.ari_fg_mean is not None:
+            fg[run.dataset, run.variant].append(run.ari_fg_mean)
         roles[run.variant] = run.role
         if run.issue:
             issues[run.dataset, run.variant].append(run.issue)
@@ -110,7 +132,8 @@ def build_table(runs: Sequence[Run], references: Sequence[Reference] = ()) -> Ta
                 cells[ref.dataset, name] = Cell(ref.ari_mean, ref.ari_std, None)
                 if name not in columns:
                     columns.append(name)
-    return Table(datasets, columns, cells, roles)
+    fg_cells = {key: aggregate(values) for key, values in fg.items()}
+    return Table(datasets, columns, cells, roles, fg_cells, dict(foreground or {}))
 
 
 def unused_references(table: Table, references: Sequence[Reference]) -> list[Reference]:
@@ -154,9 +177,54 @@ def sweeps(runs: Sequence[Run], param: str) -> dict[tuple[str, str, float], list
     return dict(sorted(lines.items(), key=lambda kv: (order[kv[0][0]], _variant_rank(kv[0][1]), kv[0][2])))
 
 
+def shown_columns(table: Table) -> list[tuple[str, bool]]:
+    """The columns of table.md and table.csv as (column, is ARI-FG): each column of runs with ARI-FG values is
+    followed by its reference columns, then by its ARI-FG column."""
+    shown: list[tuple[str, bool]] = []
+    with_fg = {column for _, column in table.fg_cells}
+    pending = None
+    for column in table.columns:
+        if column in table.roles:
+            shown += [(pending, True)] if pending else []
+            pending = column if column in with_fg else None
+        shown.append((column, False))
+    return shown + ([(pending, True)] if pending else [])
+
+
+def format_fg(table: Table, dataset: str, cell: Cell | None) -> str:
+    """An ARI-FG cell of ``dataset``, like :func:`format_cell`, marked :data:`FG_SHARE_MARK` where it is a share of
+    images (:meth:`Table.fg_is_share`)."""
+    text = format_cell(cell)
+    return f"{text} {FG_SHARE_MARK}" if cell is not None and table.fg_is_share(dataset) else text
+
+
+def fg_share_note(table: Table, datasets: Iterable[str] | None = None) -> str | None:
+    """The footnote of :data:`FG_SHARE_MARK` for those of ``datasets`` (default: the table's) whose masks have a
+    single foreground label and that have ARI-FG values; None where there is none."""
+    shares = [d for d in (table.datasets if datasets is None else datasets) if table.fg_is_share(d)]
+    shares = [d for d in shares if any(key[0] == d for key in table.fg_cells)]
+    if not shares:
+        return None
+    return (
+        f"{FG_SHARE_MARK} {', '.join(shares)}: every test mask has a single foreground label, so an image's ARI-FG "
+        "is 1 when its foreground is left in one cluster and 0 when it is split. The mean is the share of images "
+        "whose foreground was not split, not a graded score."
+    )
+
+
 def to_markdown(table: Table) -> str:
-    rows = [[d] + [format_cell(table.get(d, column)) for column in table.columns] for d in table.datasets]
-    return markdown_table(["dataset", *table.columns], rows)
+    """The table, each ARI-FG column beside its ARI column, with the footnote of :func:`fg_share_note`."""
+    shown = shown_columns(table)
+
+    def text(dataset: str, column: str, is_fg: bool) -> str:
+        if is_fg:
+            return format_fg(table, dataset, table.get_fg(dataset, column))
+        return format_cell(table.get(dataset, column))
+
+    header = ["dataset", *(f"{column} {FG}" if is_fg else column for column, is_fg in shown)]
+    rows = [[d, *(text(d, column, is_fg) for column, is_fg in shown)] for d in table.datasets]
+    note = fg_share_note(table)
+    return markdown_table(header, rows) + (f"\n\n{note}" if note else "")
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -200,20 +268,27 @@ def format_cell(cell: Cell | None) -> str:
 
 
 def write_csv(table: Table, path: Path) -> Path:
-    """One row per dataset; for every column `<column> mean`, `<column> std`, `<column> n` and `<column> marks`
-    (:func:`cell_marks`, separated by '; ')."""
-    parts = ("mean", "std", "n", "marks")
+    """One row per dataset: ``foreground labels`` (the most in one test mask; empty when unknown) and ``ARI-FG is``
+    (``share of images unsplit`` for a single foreground label, else ``score``), then for every column
+    `<column> mean`, `<column> std`, `<column> n` and `<column> marks` (:func:`cell_marks`, separated by '; '), and
+    beside a column with ARI-FG values `<column> ARI-FG mean`, `... std` and `... n`."""
+    parts = {False: ("mean", "std", "n", "marks"), True: (f"{FG} mean", f"{FG} std", f"{FG} n")}
+    shown = shown_columns(table)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["dataset"] + [f"{c} {part}" for c in table.columns for part in parts])
+        header = ["dataset", "foreground labels", f"{FG} is"]
+        writer.writerow(header + [f"{c} {part}" for c, is_fg in shown for part in parts[is_fg]])
         for dataset in table.datasets:
-            row: list[object] = [dataset]
-            for column in table.columns:
-                cell = table.get(dataset, column)
+            labels = table.foreground.get(dataset)
+            kind = "" if labels is None else "share of images unsplit" if labels == 1 else "score"
+            row: list[object] = [dataset, _blank(labels), kind]
+            for column, is_fg in shown:
+                cell = table.get_fg(dataset, column) if is_fg else table.get(dataset, column)
                 if cell is None:
-                    row += [""] * len(parts)
+                    row += [""] * len(parts[is_fg])
                 else:
-                    row += [cell.mean, _blank(cell.std), _blank(cell.n), "; ".join(cell_marks(cell))]
+                    row += [cell.mean, _blank(cell.std), _blank(cell.n)]
+                    row += [] if is_fg else ["; ".join(cell_marks(cell))]
             writer.writerow(row)
     return path
 

@@ -131,7 +131,9 @@ class _WardBase:
                 f"Exact ward with a distance matrix needs {n_points * (n_points - 1) * 4 / 2**30:.1f} GiB "
                 f"per image for {n_points} pixels; use the lean ward backend (clustering=ward_lean) instead."
             )
-        x = features.detach().cpu().numpy()
+        # NumPy has no bfloat16: features of a half-precision model are clustered as float32 (their values as they are).
+        x = features.detach().cpu()
+        x = (x.float() if x.dtype in (torch.float16, torch.bfloat16) else x).numpy()
         tasks = [(x[b], k, self._lean) for b, k in enumerate(ks)]
         workers = self.workers or _available_cpus()
         if workers == 1 or len(tasks) == 1:

@@ -3,7 +3,8 @@
 Every image is encoded on its own (convolution kernels round differently for other batch sizes, and at sigma=1e-3
 that alone moves ward's near-ties), its noise comes from a generator seeded by (seed, its index), and the decoder
 runs in calls of a fixed size: labels depend only on the model, the images, the settings and the seed, never on the
-batch size or on which entry point ran them.
+batch size or on which entry point ran them. Encoding and features run in IEEE float32 (no TF32, no autocast,
+lns.models.float32), whatever the caller's settings: at sigma=1e-3 a TF32 rounding is larger than the noise.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 from torch import Tensor
 
 from lns.models.adapter import ModelAdapter
+from lns.models.float32 import ieee_float32
 from lns.segmentation.methods import MethodInput, PixelMethod
 
 Clusterer = Callable[[Tensor, list[int]], np.ndarray]
@@ -50,9 +52,10 @@ def segment_batch(
     clusterer: Clusterer,
 ) -> BatchSegmentation:
     """Segment one batch of images (B, C, H, W) in the model's dtype; ``index``: their numbers (noise seeds)."""
-    means, reconstructions = encode_images(model, images, index.tolist())
     counts = [int(k) for k in counts]
-    output = method(MethodInput(model, images, means, index, counts))
+    with ieee_float32():
+        means, reconstructions = encode_images(model, images, index.tolist())
+        output = method(MethodInput(model, images, means, index, counts))
     labels = output.labels if output.labels is not None else clusterer(output.features, counts)
     return BatchSegmentation(labels, output.features, reconstructions)
 

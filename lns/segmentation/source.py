@@ -15,6 +15,7 @@ from lns.errors import LNSError
 from lns.models import Autoencoder, build_model, is_authors_checkpoint, load_authors_checkpoint
 from lns.runs.checkpoints import read_checkpoint_dict
 from lns.runs.run_layout import CHECKPOINT_RUN_CONFIG, LAST_CHECKPOINT, RUN_CONFIG, training_run_config
+from lns.runs.training_record import training_record
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class ModelSource:
     """The model's class (``_target_``) and arguments, as the run recorded them (authors' checkpoints: None)."""
     training_precision: dict[str, str] | None = None
     """The precision the run asked for and trained in, as its settings recorded them (older runs: None)."""
+    training: dict[str, Any] | None = None
+    """Steps, learning rate, batch size and objective of the run (:func:`~lns.runs.training_record.training_record`;
+    authors' checkpoints: None)."""
 
     @property
     def kind(self) -> str:
@@ -100,6 +104,7 @@ def _from_settings(run_cfg: DictConfig, checkpoint: Path, content: dict[str, Any
         training_precision=(
             OmegaConf.to_container(run_cfg.training_precision) if "training_precision" in run_cfg else None
         ),
+        training=training_record(OmegaConf.to_container(run_cfg, resolve=True), run_dir, content.get("global_step")),
     )
 
 
