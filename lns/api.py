@@ -220,7 +220,7 @@ def _warn_unresolved(adapter: ModelAdapter, images: Tensor, *, noise_std: float,
     stats = measure_signal(
         adapter, images, std=noise_std, perturb_num=RESOLUTION_DIRECTIONS, seed=seed, zero_atol=thresholds.zero_atol
     )
-    if not is_resolved(stats, thresholds):
+    if is_resolved(stats, thresholds) is False:
         message = precision_message(
             stats["resolution"],
             thresholds.min_resolution,

@@ -239,7 +239,7 @@ def segmentation_health(
         zero_atol=thresholds.zero_atol,
     )
     signal, resolved = has_signal(stats, thresholds), is_resolved(stats, thresholds)
-    if not resolved:
+    if resolved is False:
         log.warning(unresolved_message(stats, thresholds, source.model, std=float(cfg.noise.std)))
     elif not signal:
         random_weights = weights_choice(cfg)[0] == "random"

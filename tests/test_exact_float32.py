@@ -30,7 +30,7 @@ from lns.models.float32 import (
 from lns.report import write_report
 from lns.segment import segment
 from lns.segmentation.health import SignalThresholds, measure_signal, no_signal_message
-from lns.segmentation.resolution import image_resolutions
+from lns.segmentation.resolution import image_resolutions, resolution
 from tests.helpers import TINY_SEGMENT, compose_config
 from tests.helpers.rounding import TF32Autoencoder
 
@@ -94,19 +94,23 @@ def test_the_health_probe_decodes_in_ieee_float32(tf32_switched_on) -> None:
     assert float32_settings() == tf32_switched_on
 
 
-def test_resolution_is_one_for_exact_arithmetic_and_zero_for_pure_rounding() -> None:
-    means = torch.zeros(2, 3, dtype=torch.float64)
+def test_resolution_is_one_for_exact_arithmetic_low_for_rounding_and_none_without_a_response() -> None:
+    means = torch.full((2, 3), 0.3, dtype=torch.float64)
     noise = torch.randn(2, 4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     weights = torch.randn(3, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
 
     def linear(latent: Tensor) -> Tensor:
         return (latent @ weights).reshape(len(latent), 3, 2, 2)
 
-    def rounding(latent: Tensor) -> Tensor:  # the same decoder, read with a resolution far coarser than the noise
-        return torch.round(linear(latent) * 1e3) / 1e3
+    def half(latent: Tensor) -> Tensor:  # the same decoder, its output read with 10 mantissa bits
+        return linear(latent).half().double()
+
+    def dead(latent: Tensor) -> Tensor:
+        return torch.zeros(len(latent), 3, 2, 2, dtype=torch.float64)
 
     assert np.allclose(image_resolutions(linear, means, noise, 1e-4), 1)
-    assert np.all(image_resolutions(rounding, means + 0.3, noise, 1e-6) == 0)
+    assert resolution(half, means, noise, 1e-4) < 0.5
+    assert np.isnan(image_resolutions(dead, means, noise, 1e-4)).all() and resolution(dead, means, noise, 1e-4) is None
 
 
 def test_tf32_rounding_draws_a_precision_warning_and_exact_float32_none() -> None:

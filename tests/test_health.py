@@ -140,8 +140,9 @@ def test_zero_decoder_has_no_signal_and_a_responding_one_has():
         for parameter in model.decoder.parameters():
             parameter.zero_()
     dead = measure_signal(model, images, **settings)
-    assert dead == {"noise_response": 0.0, "zero_pixel_fraction": 1.0}
+    assert dead == {"noise_response": 0.0, "zero_pixel_fraction": 1.0, "resolution": None}  # nothing to resolve
     assert not has_signal(dead, SignalThresholds())
+    assert alive["resolution"] > 0.5  # float32 resolves the fresh decoder's weak response
 
 
 def test_signal_stats_of_a_linear_decoder():

@@ -105,8 +105,11 @@ def has_signal(stats: dict[str, float], thresholds: SignalThresholds) -> bool:
     )
 
 
-def is_resolved(stats: dict[str, float], thresholds: SignalThresholds) -> bool:
-    """False when rounding, not the decoder, makes most of the response to noise (see :func:`measure_signal`)."""
+def is_resolved(stats: dict[str, Any], thresholds: SignalThresholds) -> bool | None:
+    """False when rounding, not the decoder, makes most of the response to noise (see :func:`measure_signal`);
+    None when there is no response to judge."""
+    if stats["resolution"] is None:
+        return None
     return stats["resolution"] >= thresholds.min_resolution
 
 
@@ -125,10 +128,16 @@ def no_signal_message(stats: dict[str, Any], thresholds: SignalThresholds, *, ra
             "initialised weights, segmented to show what training adds. Its features carrying no signal is a "
             "result of the control, not a fault to fix; compare its ARI with the trained model's."
         )
+    unmeasured = (
+        " If the model is trained, the noise may also be too small for its arithmetic to register at all: try a "
+        "larger noise.std."
+        if stats.get("resolution", 0.0) is None
+        else ""
+    )
     return (
         f"{measured} The pixel features carry no signal, so this ARI says nothing about the method: the model is "
         "collapsed or untrained. See the training run's health.json; retrain with a lower optimizer.lr or more "
-        "steps (trainer.max_steps)."
+        f"steps (trainer.max_steps).{unmeasured}"
     )
 
 
@@ -147,7 +156,7 @@ def unresolved_message(stats: dict[str, Any], thresholds: SignalThresholds, mode
 
 def measure_signal(
     model: torch.nn.Module, images: Tensor, *, std: float, perturb_num: int, seed: int, zero_atol: float
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """:func:`signal_stats` of ``model`` (any model with ``encode`` and ``decode``) on ``images``, and their
     ``resolution`` (:func:`lns.segmentation.resolution.resolution`), in IEEE float32 (or the model's dtype)."""
     if len(images) < 1 or perturb_num < 1:

@@ -47,18 +47,23 @@ def central_differences(decode: ImageDecoder, means: Tensor, noise: Tensor, step
 
 def image_resolutions(decode: ImageDecoder, means: Tensor, noise: Tensor, std: float) -> np.ndarray:
     """The resolution of each image (B,) in [0, 1] (see the module's docstring), computed in float64 from the
-    decoder's own outputs; an image whose decodings do not change at all has resolution 0."""
+    decoder's own outputs; NaN for an image whose decodings do not change at all (nothing to resolve)."""
     single = central_differences(decode, means, noise, std).flatten(1).double()
     double = central_differences(decode, means, noise, 2 * std).flatten(1).double()
     scale = torch.linalg.vector_norm(double, dim=1)
     error = torch.linalg.vector_norm(double - 2 * single, dim=1)
-    ratio = torch.where(scale > 0, error / scale.clamp_min(torch.finfo(torch.float64).tiny), torch.ones_like(scale))
-    return (1 - ratio).clamp(0, 1).cpu().numpy()
+    ratio = error / scale.clamp_min(torch.finfo(torch.float64).tiny)
+    values = (1 - ratio).clamp(0, 1)
+    return torch.where(scale > 0, values, torch.full_like(values, float("nan"))).cpu().numpy()
 
 
-def resolution(decode: ImageDecoder, means: Tensor, noise: Tensor, std: float) -> float:
-    """The median resolution over the images: 1 = the arithmetic resolves noise of ``std``, 0 = it is rounding."""
-    return float(np.median(image_resolutions(decode, means, noise, std)))
+def resolution(decode: ImageDecoder, means: Tensor, noise: Tensor, std: float) -> float | None:
+    """The median resolution over the images whose decodings change: 1 = the arithmetic resolves noise of ``std``,
+    0 = the changes are rounding; None when no decoding changes at all (a dead decoder: the health check's
+    ``signal`` says so)."""
+    values = image_resolutions(decode, means, noise, std)
+    values = values[np.isfinite(values)]
+    return float(np.median(values)) if values.size else None
 
 
 def precision_message(
