@@ -127,7 +127,7 @@ def test_a_run_resumes_across_precisions_with_float32_weights_and_state(
     assert {tensor.dtype for key, tensor in state.items() if key != "objective.initialised"} == {torch.float32}
     assert torch.isfinite(state["objective.beta"]) and state["objective.beta"] != 1.0
     record = OmegaConf.load(run_dir / "run_config.yaml")
-    assert dict(record.training_precision) == {"requested": then, "used": then}
+    assert dict(record.training_precision) == {"requested": then, "used": then, "tf32": False}
     health = json.loads((run_dir / "health.json").read_text())
     assert [record["step"] for record in health["records"]] == [1, 2, 3, 4]
     assert all(0 < record["recon"] < float("inf") for record in health["records"])
