@@ -97,6 +97,7 @@ def test_run_segment_takes_an_authors_checkpoint(authors_checkpoint, tiny_data_d
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["dataset"], summary["model"], summary["z_dim"]) == ("kanizsa", "vae", 5)
     assert summary["run_dir"] is None
+    assert summary["health"]["resolved"] is True  # an authors'-format model in float32: no false alarm
 
 
 def test_pipeline_on_authors_weights_equals_their_one_image_tester(authors_checkpoint, tiny_data_dir: Path):
