@@ -32,10 +32,9 @@ from lns.segmentation.activations import ActivationMethod
 from lns.segmentation.baselines import ColourMethod, ColourPositionMethod, FelzenszwalbMethod, SlicMethod
 from lns.segmentation.clustering import KMeansClustering, LeanWardClustering, WardClustering
 from lns.segmentation.core import Clusterer, segment_all
-from lns.segmentation.health import SignalThresholds, is_resolved, measure_signal
+from lns.segmentation.health import SignalThresholds, is_resolved, measure_signal, unresolved_message
 from lns.segmentation.layout import CHANNELS_LAST, segmentation_layout
 from lns.segmentation.methods import FeatureSettings, LatentNoiseMethod, PixelMethod
-from lns.segmentation.resolution import precision_message
 from lns.segmentation.sites import LATENT, OUTPUT, split_model
 from lns.segmentation.source import load_source
 
@@ -221,14 +220,7 @@ def _warn_unresolved(adapter: ModelAdapter, images: Tensor, *, noise_std: float,
         adapter, images, std=noise_std, perturb_num=RESOLUTION_DIRECTIONS, seed=seed, zero_atol=thresholds.zero_atol
     )
     if is_resolved(stats, thresholds) is False:
-        message = precision_message(
-            stats["resolution"],
-            thresholds.min_resolution,
-            std=noise_std,
-            dtype=adapter.dtype,
-            device=adapter.device,
-            subject="the labels",
-        )
+        message = unresolved_message(stats, thresholds, adapter, std=noise_std, subject="the labels")
         warnings.warn(message, PrecisionWarning, stacklevel=3)
 
 

@@ -141,8 +141,11 @@ def no_signal_message(stats: dict[str, Any], thresholds: SignalThresholds, *, ra
     )
 
 
-def unresolved_message(stats: dict[str, Any], thresholds: SignalThresholds, model: Any, *, std: float) -> str:
-    """The warning printed when :func:`is_resolved` is False: the arithmetic, not the model, is at fault."""
+def unresolved_message(
+    stats: dict[str, Any], thresholds: SignalThresholds, model: Any, *, std: float, subject: str = "this ARI"
+) -> str:
+    """The warning given when :func:`is_resolved` is False: the arithmetic, not the model, is at fault; ``subject``
+    names what it undermines (the ARI of a run, the labels of an API call)."""
     adapter = as_adapter(model)
     return precision_message(
         stats["resolution"],
@@ -150,7 +153,7 @@ def unresolved_message(stats: dict[str, Any], thresholds: SignalThresholds, mode
         std=std,
         dtype=adapter.dtype,
         device=adapter.device,
-        subject="this ARI",
+        subject=subject,
     )
 
 
