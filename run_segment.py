@@ -3,17 +3,22 @@
 import sys
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from lns.console import quiet_libraries
-from lns.early_checks import check_segmentation_settings
-from lns.entry import run_or_explain
+from lns.cli.console import quiet_libraries
+from lns.cli.early_checks import check_segmentation_settings
+from lns.cli.entry import run_or_explain
 from lns.sweeps.threads import share_cpus
 
 
 def checked_segment(cfg: DictConfig) -> dict:
-    """Refuse what can be refused without torch first (in about a second), then import Lightning and segment."""
+    """Refuse what can be refused without torch first (in about a second), then import Lightning and segment
+    the dataset's test split, or the folder of pictures given as ``images=``."""
     check_segmentation_settings(cfg)
+    if OmegaConf.select(cfg, "images.folder"):
+        from lns.cli.segment_folder import segment_picture_folder
+
+        return segment_picture_folder(cfg)
     from lns.segment import segment
 
     return segment(cfg)
@@ -30,8 +35,8 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    from lns.images_argument import images_argument
-    from lns.renamed_keys import renamed_arguments
+    from lns.cli.images_argument import images_argument
+    from lns.cli.renamed_keys import renamed_arguments
     from lns.sweeps.sweep_runs import expand_run_dir_argument
 
     # A training sweep directory becomes one segmentation job per completed run; features=... is method=...

@@ -5,9 +5,9 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from lns.console import quiet_libraries
-from lns.early_checks import check_training_settings
-from lns.entry import INTERRUPTED_EXIT_CODE, run_or_explain
+from lns.cli.console import quiet_libraries
+from lns.cli.early_checks import check_training_settings
+from lns.cli.entry import INTERRUPTED_EXIT_CODE, run_or_explain
 from lns.sweeps.threads import share_cpus
 
 
@@ -34,7 +34,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    from lns.renamed_keys import renamed_arguments
+    from lns.cli.renamed_keys import renamed_arguments
 
     sys.argv = renamed_arguments(sys.argv)  # segment.jobs.<job>.features=... is segment.jobs.<job>.method=...
     main()

@@ -10,8 +10,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from data_gen.generate import generate, request_from_config
+from lns.cli.refused_run import clear_refused_run, is_fresh
 from lns.errors import LNSError
-from lns.refused_run import clear_refused_run, is_fresh
 from lns.runs.hydra_record import save_hydra_record
 
 

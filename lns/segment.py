@@ -14,19 +14,18 @@ from typing import Any
 import hydra
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from lns.data.batches import LabelledBatches
 from lns.data.catalog import dataset_dir, folder_name
 from lns.data.npz import MASKED_SPLITS, SplitArrays, load_split
 from lns.errors import LNSError
-from lns.loggers import finishing_wandb
 from lns.report.summary import format_table, scores
 from lns.runs.atomic import atomic_savez, atomic_write_text
 from lns.runs.hydra_record import save_hydra_record
+from lns.runs.loggers import finishing_wandb
 from lns.runs.run_layout import RUN_CONFIG, SEGMENTATION_SUMMARY
 from lns.runs.stale_files import remove_stale_temporary_files
-from lns.segment_folder import segment_picture_folder
 from lns.segmentation.health import (
     SignalThresholds,
     has_signal,
@@ -255,13 +254,9 @@ def segmentation_health(
     }
 
 
-def segment(cfg: DictConfig) -> dict[str, Any]:
-    """Segment ``cfg.split`` of the model's dataset; resumes an interrupted run in the same directory."""
-    out_dir = Path(cfg.paths.output_dir)
-    if (out_dir / SEGMENTATION_SUMMARY).exists():
-        raise LNSError(
-            f"{out_dir} already holds a finished segmentation ({SEGMENTATION_SUMMARY}); nothing was overwritten."
-        )
+def prepare_model(cfg: DictConfig) -> tuple[ModelSource, PixelMethod]:
+    """The model (run directory or checkpoint, ``weights`` applied, in ``precision`` and the segmentation layout)
+    and the pixel method, checked against each other."""
     method = pixel_method(cfg)
     if cfg.batch_size < 1:
         raise LNSError(f"batch_size={cfg.batch_size} must be at least 1 (images segmented at a time).")
@@ -276,11 +271,17 @@ def segment(cfg: DictConfig) -> dict[str, Any]:
             f"(TF32 rounds by about 5e-4, more than noise.std={cfg.noise.std} moves a pixel)."
         )
     to_segmentation_layout(source.model, bool(cfg.channels_last))
-    if OmegaConf.select(cfg, "images.folder"):
-        clusterer = hydra.utils.instantiate(cfg.clustering.backend)
-        return segment_picture_folder(
-            cfg, source, method, clusterer, lambda images: segmentation_health(cfg, source, images, method)
+    return source, method
+
+
+def segment(cfg: DictConfig) -> dict[str, Any]:
+    """Segment ``cfg.split`` of the model's dataset; resumes an interrupted run in the same directory."""
+    out_dir = Path(cfg.paths.output_dir)
+    if (out_dir / SEGMENTATION_SUMMARY).exists():
+        raise LNSError(
+            f"{out_dir} already holds a finished segmentation ({SEGMENTATION_SUMMARY}); nothing was overwritten."
         )
+    source, method = prepare_model(cfg)
     dataset = cfg.data.name if cfg.get("data") else source.dataset
     if dataset is None:
         raise LNSError(f"Cannot tell which dataset {source.checkpoint} was trained on; pass data=<name>.")

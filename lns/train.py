@@ -14,11 +14,11 @@ from pytorch_lightning.plugins.environments import SLURMEnvironment
 
 from lns.data.datamodule import NpzDataModule
 from lns.errors import LNSError
-from lns.loggers import build_loggers, config_as_dict, finishing_wandb
 from lns.models import build_model
 from lns.models.float32 import set_tf32
 from lns.runs.atomic import atomic_write_text
 from lns.runs.hydra_record import save_hydra_record
+from lns.runs.loggers import build_loggers, config_as_dict, finishing_wandb
 from lns.runs.run_layout import LAST_CHECKPOINT, RUN_CONFIG
 from lns.runs.run_lock import holding_run_dir
 from lns.sweeps.final_segmentation import segment_final_checkpoint

@@ -27,7 +27,7 @@ import torch
 
 from data_gen.generate import MODULES, Request, plan_splits, render
 from data_gen.gradient_occlusion import gradient_colours
-from lns.entry import INTERRUPTED_EXIT_CODE
+from lns.cli.entry import INTERRUPTED_EXIT_CODE
 from lns.errors import LNSError
 from lns.runs import atomic
 from lns.runs.disk_full import is_disk_full

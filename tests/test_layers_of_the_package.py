@@ -27,8 +27,10 @@ ALLOWED = {
     "lns.viz": ("lns.viz",),
     "lns.metrics": ("lns.errors", "lns.metrics"),
 }
-# Segmentation at the end of training runs segment() itself.
-ORCHESTRATION_USERS = ("lns", "lns.sweeps.final_segmentation", *ORCHESTRATION)
+# Segmentation at the end of training runs segment() itself; folder mode (a command-line mode) builds on it.
+ORCHESTRATION_USERS = ("lns", "lns.sweeps.final_segmentation", "lns.cli", *ORCHESTRATION)
+# The library's public modules: everything else of the library lives in a layer's package.
+TOP_LEVEL = {"__init__", "api", "train", "segment", "errors"}
 
 
 def _module(path: Path) -> str:
@@ -64,9 +66,18 @@ def test_every_layer_imports_only_the_layers_below_it() -> None:
                 outside = _within(module, layer) and not any(_within(name, a) for a in allowed)
                 if outside and any(_within(name, f) for f in forbidden):
                     problems.append(f"{module} imports {name}")
-            if any(_within(name, o) for o in ORCHESTRATION) and module not in ORCHESTRATION_USERS:
+            if any(_within(name, o) for o in ORCHESTRATION) and not any(
+                _within(module, u) for u in ORCHESTRATION_USERS
+            ):
                 problems.append(f"{module} imports the orchestration module {name}")
+            if _within(name, "lns.cli") and not _within(module, "lns.cli"):
+                problems.append(f"{module} imports {name}: the library never imports the command-line shell")
     assert not problems, "\n".join(sorted(problems))
+
+
+def test_the_top_level_holds_only_the_public_modules() -> None:
+    loose = {path.stem for path in (REPO / "lns").glob("*.py")} - TOP_LEVEL
+    assert not loose, f"modules at the top of lns/ that belong in a layer's package: {sorted(loose)}"
 
 
 def test_no_module_imports_itself_through_others() -> None:

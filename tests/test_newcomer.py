@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 
-from lns.entry import user_error
-from lns.refused_run import clear_refused_run
+from lns.cli.refused_run import clear_refused_run
 from lns.report import write_report
 from lns.runs.run_lock import run_lock
+from lns.runs.user_errors import user_error
 from lns.segment import segment
 from lns.sweeps.slurm_submission import refusal_message, sbatch_reason
 from tests.helpers import REPO, compose_config, compose_with_hydra

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lns.cli.images_argument import images_argument
+from lns.cli.segment_folder import segment_picture_folder
 from lns.data.image_folder import read_masks, read_pictures
 from lns.data.npz import load_split
 from lns.errors import LNSError
-from lns.images_argument import images_argument
-from lns.segment import segment
 from tests.helpers import REPO, compose_config
 
 FAST = ["noise.perturb_num=4", "clustering.backend.workers=1", "batch_size=2"]
@@ -65,7 +65,7 @@ def test_masks_give_each_picture_its_count_and_an_ari(
 ) -> None:
     folder, masks = pictures
     overrides = [f"run_dir={trained_run}", f"images.folder={folder}", f"masks={folder.parent / 'masks'}", *FAST]
-    result = segment(compose_config("segment", overrides, tmp_path / "seg"))
+    result = segment_picture_folder(compose_config("segment", overrides, tmp_path / "seg"))
     with open(tmp_path / "seg" / "per_picture.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [int(row["n_clusters"]) for row in rows] == [len(np.unique(mask)) for mask in masks]

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from hydra import initialize_config_dir
 
-from lns.renamed_keys import renamed_arguments, renamed_settings
+from lns.cli.renamed_keys import renamed_arguments
 from lns.sweeps.final_segmentation import segmentation_configs
+from lns.sweeps.renamed_settings import renamed_settings
 from tests.helpers import CONF, compose_config
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from lns.data.npz import SplitArrays
-from lns.loggers import wandb_run_id
+from lns.runs.loggers import wandb_run_id
 from lns.segmentation.parts import SegmentationResults
 
 

@@ -17,12 +17,12 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from lns.entry import in_multirun
 from lns.errors import LNSError
-from lns.renamed_keys import renamed_settings
 from lns.report.summary import format_table
 from lns.runs.run_layout import SEGMENTATION_SUMMARY
 from lns.segment import pixel_method, segment
+from lns.sweeps.job_outcome import in_multirun
+from lns.sweeps.renamed_settings import renamed_settings
 from lns.sweeps.shared_segmentation import registry_file, segment_once
 
 SEGMENT_DIR = "segment"

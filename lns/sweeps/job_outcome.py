@@ -8,10 +8,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 
 from lns.runs.atomic import atomic_write_text
 
 ERROR_FILE = "error.txt"
+
+
+def in_multirun() -> bool:
+    """True inside a job of a Hydra ``--multirun`` sweep."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def job_dir() -> Path | None:

@@ -4,7 +4,7 @@ it, the reason recorded for the sweep's ``jobs.md``, and exit status 1, instead 
 The refusal is raised inside Hydra's sweep, where Hydra would print a traceback. :class:`ExplainRefusedSubmission`
 (a Hydra callback of ``launcher=slurm``) asks Hydra to hand such errors on (``HYDRA_FULL_ERROR=1``, set once the
 config is composed, so composition errors keep Hydra's short messages) and explains them in the process's last
-step, its exception hook; any other error is shown as before. A sweep job's user error (:class:`lns.entry.
+step, its exception hook; any other error is shown as before. A sweep job's user error (:class:`lns.cli.entry.
 JobFailed`) that ends the sweep is shown as its one line.
 """
 
@@ -20,8 +20,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from lns.entry import explain, user_error
 from lns.runs.atomic import atomic_write_text
+from lns.runs.user_errors import explain, user_error
 from lns.sweeps.job_outcome import ERROR_FILE
 
 # Words of sbatch's reason -> the change that likely fixes it.

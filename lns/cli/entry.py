@@ -3,56 +3,22 @@
 from __future__ import annotations
 
 import sys
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException
-from hydra.types import RunMode
 
+from lns.cli.refused_run import clear_refused_run, is_fresh
 from lns.errors import LNSError
-from lns.refused_run import clear_refused_run, is_fresh
-from lns.runs.disk_full import disk_full_error, no_space_error
 from lns.runs.process_rank import is_launching_process
-from lns.sweeps.job_outcome import job_dir, record_failure, record_success
-from lns.wandb_login import wandb_login_error
+from lns.runs.user_errors import explain, user_error
+from lns.sweeps.job_outcome import in_multirun, job_dir, record_failure, record_success
 
 INTERRUPTED_EXIT_CODE = 130
 
 T = TypeVar("T")
-
-
-def user_error(error: BaseException) -> LNSError | None:
-    """The :class:`LNSError` behind ``error``: itself, or a cause it was wrapped in (e.g. by Hydra's instantiate).
-
-    A write that failed for lack of space anywhere (a log, a figure) is explained as one too, and so is a W&B run
-    that could not start for want of a login.
-    """
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        if isinstance(current, LNSError):
-            return current
-        seen.add(id(current))
-        current = current.__cause__
-    no_space = no_space_error(error)
-    if no_space is not None:
-        return disk_full_error(no_space.filename)
-    return wandb_login_error(error)
-
-
-def in_multirun() -> bool:
-    """True inside a job of a Hydra ``--multirun`` sweep."""
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-def explain(message: str) -> None:
-    """Print ``message`` on stderr as one paragraph headed ``error:``, never broken inside a word (paths and
-    commands in it must stay copyable)."""
-    paragraph = textwrap.fill(f"error: {message}", width=100, break_long_words=False, break_on_hyphens=False)
-    print("\n" + paragraph + "\n", file=sys.stderr)
 
 
 class JobFailed(LNSError, CompactHydraException):
@@ -65,7 +31,7 @@ def run_or_explain(job: Callable[[], T]) -> T:
 
     Inside a sweep the error is re-raised after printing instead, so Hydra marks this job failed, runs the
     remaining jobs, and reports the failure at the end. A job refused before it started leaves nothing in its new
-    output folder (:mod:`lns.refused_run`): a single run leaves no folder, a sweep job one with ``error.txt``.
+    output folder (:mod:`lns.cli.refused_run`): a single run leaves no folder, a sweep job one with ``error.txt``.
     """
     folder = job_dir() if is_launching_process() else None
     fresh = folder is not None and is_fresh(folder)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig
@@ -25,9 +25,8 @@ from lns.metrics.ari import adjusted_rand_index
 from lns.models.adapter import as_adapter
 from lns.runs.atomic import atomic_savez, atomic_write_text
 from lns.runs.hydra_record import save_hydra_record
-from lns.segmentation.core import Clusterer, segment_all
-from lns.segmentation.methods import PixelMethod
-from lns.segmentation.source import ModelSource
+from lns.segment import prepare_model, segmentation_health
+from lns.segmentation.core import segment_all
 from lns.viz.figures import save_picture_row
 
 LABELS_FILE = "labels.npz"
@@ -70,18 +69,14 @@ def _table(summary: dict[str, Any]) -> str:
     )
 
 
-def segment_picture_folder(
-    cfg: DictConfig,
-    source: ModelSource,
-    method: PixelMethod,
-    clusterer: Clusterer,
-    health: Callable[[torch.Tensor], dict[str, Any] | None],
-) -> dict[str, Any]:
-    """Segment every picture of ``cfg.images.folder`` with ``source``'s model (see the module docstring); ``health``
-    gives ``folder_summary.json``'s health entry for the pictures (the dataset runs' check)."""
+def segment_picture_folder(cfg: DictConfig) -> dict[str, Any]:
+    """Segment every picture of ``cfg.images.folder`` with the configured model (see the module docstring); the
+    health entry of ``folder_summary.json`` is the dataset runs' check, on the pictures."""
     out_dir = Path(cfg.paths.output_dir)
     if (out_dir / LABELS_FILE).exists():
         raise LNSError(f"{out_dir} already holds segmented pictures ({LABELS_FILE}); nothing was overwritten.")
+    source, method = prepare_model(cfg)
+    clusterer = hydra.utils.instantiate(cfg.clustering.backend)
     model = as_adapter(source.model.eval())
     resize = bool(cfg.images.get("resize", False))
     pictures = read_pictures(
@@ -94,7 +89,7 @@ def segment_picture_folder(
     images = torch.from_numpy(pictures.images).to(device=model.device, dtype=model.dtype)
     labels, reconstructions = segment_all(model, images, counts, method, clusterer, int(cfg.batch_size))
     labels_np, reconstructions_np = labels.numpy(), reconstructions.float().cpu().numpy()
-    health_record = health(torch.from_numpy(pictures.images))
+    health_record = segmentation_health(cfg, source, torch.from_numpy(pictures.images), method)
     ari = ari_fg = None
     if masks is not None:
         ari = adjusted_rand_index(labels, torch.from_numpy(masks)).numpy()

@@ -1,19 +1,16 @@
 """Config names that were renamed and are still accepted, with a one-line warning: ``features`` is now ``method``.
 
 ``run_segment.py`` and ``run_train.py`` rewrite their command line with :func:`renamed_arguments` before Hydra reads
-it (``features=slic``, ``features.workers=1``, ``segment.jobs.<job>.features=jacobian``), and the segmentation jobs
-of ``run_train.py segment=...`` rename their settings with :func:`renamed_settings`. It imports nothing heavy: it runs
-on every call of the entry points.
+it (``features=slic``, ``features.workers=1``, ``segment.jobs.<job>.features=jacobian``); the segmentation jobs of
+``run_train.py segment=...`` rename their settings with :func:`lns.sweeps.renamed_settings.renamed_settings`. It
+imports nothing heavy: it runs on every call of the entry points.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
-from typing import Any
 
-RENAMED = {"features": "method"}
-"""Old name -> new name of a config group or key."""
+from lns.sweeps.renamed_settings import RENAMED
 
 
 def _renamed_path(path: list[str]) -> list[str]:
@@ -48,16 +45,4 @@ def renamed_arguments(argv: list[str]) -> list[str]:
     changed = [f"{old} -> {new}" for old, new in zip(argv[1:], renamed[1:], strict=True) if old != new]
     if changed:
         print(f"warning: deprecated config names, now read as: {', '.join(changed)}.", file=sys.stderr)
-    return renamed
-
-
-def renamed_settings(settings: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """``settings`` (``segment``'s keys or a job's) with their old names replaced by the new ones; a value under an
-    old name wins over one under the new name (the old name was set on purpose). ``where`` (``segment.jobs.paper``)
-    names them in the one-line warning."""
-    renamed = dict(settings)
-    for old, new in RENAMED.items():
-        if old in renamed:
-            renamed[new] = renamed.pop(old)
-            print(f"warning: {where}.{old} is deprecated; it is read as {where}.{new}.", file=sys.stderr)
     return renamed

@@ -1,5 +1,6 @@
-"""``run_segment.py images=<folder>``: the command line rewritten before Hydra reads it. It runs on every call of
-``run_segment.py``, so it imports nothing heavy (the segmentation of a folder itself is :mod:`lns.segment_folder`)."""
+"""``run_segment.py images=<folder>``: the command line rewritten before Hydra reads it. It runs on every call
+of ``run_segment.py``, so it imports nothing heavy (the segmentation of a folder itself is
+:mod:`lns.cli.segment_folder`)."""
 
 from __future__ import annotations
 
