@@ -128,8 +128,8 @@ def main() -> None:
         notes=[
             "Each run is a whole process (`python run_train.py ...` / `python run_segment.py ...`) from a scratch "
             "working directory, the data and a two-step training run elsewhere. 'now' refuses what needs no torch "
-            "before torch and Lightning load (lns/cli/early_checks.py); a noise site that is no layer needs the model's "
-            "layer names, so torch (not Lightning) loads for it."
+            "before torch and Lightning load (lns/cli/early_checks.py); a noise site that is no layer needs the "
+            "model's layer names, so torch (not Lightning) loads for it."
         ],
     )
 

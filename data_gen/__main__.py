@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import hydra
@@ -10,25 +9,23 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from data_gen.generate import generate, request_from_config
-from lns.cli.refused_run import clear_refused_run, is_fresh
-from lns.errors import LNSError
+from lns.cli.entry import run_or_explain
+from lns.cli.validation import check_values
 from lns.runs.hydra_record import save_hydra_record
+
+
+def generate_and_record(cfg: DictConfig) -> None:
+    """Check every value, generate the requested datasets, then keep the command's config in the run folder."""
+    check_values("generate", cfg)
+    generate(request_from_config(OmegaConf.to_container(cfg, resolve=True)))
+    save_hydra_record(cfg, Path(HydraConfig.get().runtime.output_dir))
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="generate")
 def main(cfg: DictConfig) -> None:
-    """Generate the requested datasets; print an LNSError as one paragraph and exit with status 1, leaving no run
-    folder behind."""
-    folder = Path(HydraConfig.get().runtime.output_dir)
-    fresh = is_fresh(folder)
-    try:
-        generate(request_from_config(OmegaConf.to_container(cfg, resolve=True)))
-    except LNSError as error:
-        print("Error: " + " ".join(str(error).split()), file=sys.stderr)
-        if fresh:
-            clear_refused_run(folder, keep_error=False, stop_at=Path(HydraConfig.get().runtime.cwd))
-        sys.exit(1)
-    save_hydra_record(cfg, folder)
+    """Generate the requested datasets; a user error is one paragraph headed ``error:`` and exit status 1, and
+    leaves no run folder behind (:func:`lns.cli.entry.run_or_explain`)."""
+    run_or_explain(lambda: generate_and_record(cfg))
 
 
 if __name__ == "__main__":

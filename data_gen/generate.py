@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from data_gen.writer import Chunk, DatasetFolder, check_target
 from lns.data.catalog import GG_DATASETS, check_image_size, check_name, dataset_dir
 from lns.data.npz import MASKED_SPLITS, SPLITS
 from lns.errors import LNSError
+
+log = logging.getLogger(__name__)
 
 MODULES: dict[str, ModuleType] = {name: importlib.import_module(f"data_gen.{name}") for name in GG_DATASETS}
 """The generator of every dataset the catalog (:data:`lns.data.catalog.DATASETS`) marks ``drawn``: the module
@@ -183,7 +186,8 @@ def generate_celeba(request: Request, *, progress: bool = True) -> Path:
 
 
 def generate(request: Request, *, progress: bool = True) -> list[Path]:
-    """Generate every requested dataset (refusing up front to replace any existing one without overwrite)."""
+    """Generate every requested dataset (refusing up front to replace any existing one without overwrite); log
+    each folder written and how long it took."""
     for name in request.datasets:
         check_target(dataset_dir(request.data_dir, name, request.image_size), request.overwrite)
     if "celeba" in request.datasets:
@@ -196,7 +200,6 @@ def generate(request: Request, *, progress: bool = True) -> list[Path]:
             if name == "celeba"
             else generate_gg(name, request, progress=progress)
         )
-        if progress:
-            print(f"{path} written in {time.perf_counter() - started:.1f} s")
+        log.info(f"{path} written in {time.perf_counter() - started:.1f} s")
         written.append(path)
     return written

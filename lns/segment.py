@@ -89,28 +89,12 @@ def weights_choice(cfg: DictConfig) -> tuple[str, int]:
     return str(weights["name"]), int(weights.get("seed", 0))
 
 
-def settings_record(cfg: DictConfig, source: ModelSource, dataset: str, method: PixelMethod) -> dict:
-    """Everything that determines the results, as stored in ``summary.json`` and beside partial results."""
+def method_settings(cfg: DictConfig, method: PixelMethod) -> dict[str, Any]:
+    """How the pixels were segmented, as ``summary.json`` and folder mode's ``folder_summary.json`` record it:
+    ``features`` (the method's name), ``method`` (its name and parameters), ``weights`` and, for latent noise,
+    ``noise``."""
     record = method.record()
-    settings = {
-        "dataset": dataset,
-        "model": source.kind,
-        "z_dim": source.z_dim,
-        "train_seed": source.train_seed,
-        "split": cfg.split,
-        "features": record["name"],
-        "method": record,
-        "weights": weights_record(*weights_choice(cfg)),
-        "clustering": cfg.clustering.name,
-        "n_clusters": int(cfg.n_clusters),
-        "seed": int(cfg.seed),
-        "precision": cfg.precision,
-        "channels_last": bool(cfg.channels_last),
-        "test_num": cfg.test_num,
-        "checkpoint": str(source.checkpoint),
-        "run_dir": str(source.run_dir) if source.run_dir else None,
-        "training": source.training,
-    }
+    settings = {"features": record["name"], "method": record, "weights": weights_record(*weights_choice(cfg))}
     if isinstance(method, LatentNoiseMethod):
         noise = method.settings
         settings["noise"] = {
@@ -120,6 +104,28 @@ def settings_record(cfg: DictConfig, source: ModelSource, dataset: str, method: 
             "relative": noise.relative,
         }
     return settings
+
+
+def settings_record(cfg: DictConfig, source: ModelSource, dataset: str, method: PixelMethod) -> dict:
+    """Everything that determines the results, as stored in ``summary.json`` and beside partial results; the
+    checkpoint and run directory as absolute paths, so that a summary read elsewhere still names them."""
+    return {
+        "dataset": dataset,
+        "model": source.kind,
+        "z_dim": source.z_dim,
+        "train_seed": source.train_seed,
+        "split": cfg.split,
+        **method_settings(cfg, method),
+        "clustering": cfg.clustering.name,
+        "n_clusters": int(cfg.n_clusters),
+        "seed": int(cfg.seed),
+        "precision": cfg.precision,
+        "channels_last": bool(cfg.channels_last),
+        "test_num": cfg.test_num,
+        "checkpoint": str(source.checkpoint.resolve()),
+        "run_dir": str(source.run_dir.resolve()) if source.run_dir else None,
+        "training": source.training,
+    }
 
 
 def data_folder(cfg: DictConfig, source: ModelSource, dataset: str) -> Path:
@@ -193,7 +199,7 @@ def draw_figures(
         )
     umap_index = [int(i) for i in results.index if i < cfg.umap_num]
     colours = arrays.detailed_masks if arrays.detailed_masks is not None else arrays.masks
-    for i in progress(umap_index, "UMAP"):
+    for i in progress(umap_index, "UMAP", enabled=bool(cfg.trainer.get("enable_progress_bar", True))):
         features = store.features(i)
         if features is not None:
             embedding = embed_umap(features, n_neighbors=int(cfg.umap_neighbors), seed=int(cfg.seed))
@@ -206,9 +212,9 @@ def draw_figures(
     return figure_dir
 
 
-def progress(items: list[int], label: str) -> list[int]:
-    """Wrap ``items`` in a progress bar when there is more than one (UMAP takes seconds per image)."""
-    if len(items) <= 1:
+def progress(items: list[int], label: str, *, enabled: bool = True) -> list[int]:
+    """Wrap ``items`` in a progress bar when enabled and there is more than one (UMAP takes seconds per image)."""
+    if not enabled or len(items) <= 1:
         return items
     from tqdm import tqdm
 

@@ -389,7 +389,25 @@ def test_command_line(tmp_path: Path) -> None:
     again = _cli(tmp_path, *args)
     assert again.returncode == 1
     assert "overwrite=true" in again.stderr and "Traceback" not in again.stderr
-    assert len(again.stderr.strip().splitlines()) == 1
+    assert again.stderr.strip().startswith("error: ") and "\n\n" not in again.stderr.strip()
+
+
+@pytest.mark.e2e
+def test_a_refusal_is_one_paragraph_headed_error_like_every_other_command(tmp_path: Path) -> None:
+    result = _cli(tmp_path, "dataset=kanisza")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    paragraph = result.stderr.strip()
+    assert paragraph.startswith("error: Unknown dataset 'kanisza'") and "\n\n" not in paragraph
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.e2e
+def test_the_job_log_holds_the_lines_the_console_printed(tmp_path: Path) -> None:
+    result = _cli(tmp_path, "dataset=kanizsa", "paths.data_dir=data", "n_train=4", "n_valid=2", "n_test=2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    (log,) = (tmp_path / "outputs" / "generate").glob("*/*.log")
+    written = f"{tmp_path / 'data' / 'dKanizsa'} written in "
+    assert written in result.stdout and written in log.read_text()
 
 
 def test_the_catalog_is_the_one_list_of_datasets() -> None:

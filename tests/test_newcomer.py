@@ -179,7 +179,7 @@ def test_config_errors_answer_before_torch_and_lightning_load(short_run: ShortRu
     missing = command(tmp_path, "-X", "importtime", "run_segment.py", f"run_dir={tmp_path / 'nowhere'}")
     assert missing.returncode == 1 and "is not a training run directory" in error_paragraph(missing)
     negative = command(tmp_path, "-X", "importtime", "run_segment.py", run, "noise.std=-1")
-    assert negative.returncode == 1 and "noise.std=-1 must be positive" in error_paragraph(negative)
+    assert negative.returncode == 1 and "noise.std=-1 is out of range" in error_paragraph(negative)
     assert "torch" not in imported(missing) | imported(negative)
     site = command(tmp_path, "-X", "importtime", "run_segment.py", run, "noise.site=decoder.99")
     assert site.returncode == 1 and "noise.site=decoder.99 is not a layer" in error_paragraph(site)

@@ -17,7 +17,7 @@ from lns.cli.segment_folder import segment_picture_folder
 from lns.data.image_folder import read_masks, read_pictures
 from lns.data.npz import load_split
 from lns.errors import LNSError
-from tests.helpers import REPO, compose_config
+from tests.helpers import LAST, REPO, compose_config
 
 FAST = ["noise.perturb_num=4", "clustering.backend.workers=1", "batch_size=2"]
 
@@ -71,6 +71,18 @@ def test_masks_give_each_picture_its_count_and_an_ari(
     assert [int(row["n_clusters"]) for row in rows] == [len(np.unique(mask)) for mask in masks]
     assert result["summary"]["ari_mean"] == pytest.approx(np.mean([float(row["ari"]) for row in rows]), abs=1e-6)
     assert "| ARI |" in result["table"]
+
+
+def test_the_folder_table_labels_like_a_dataset_run_and_the_checkpoint_is_stored_absolute(
+    trained_run: Path, pictures: tuple[Path, np.ndarray], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, _ = pictures
+    monkeypatch.chdir(trained_run.parent)
+    overrides = [f"run_dir={trained_run.name}", f"images.folder={folder}", "n_clusters=3", *FAST]
+    result = segment_picture_folder(compose_config("segment", overrides, tmp_path / "seg"))
+    assert f"| {folder.resolve()} | AE | latent σ=0.001 T=4 | ward | 3 |" in result["table"]
+    summary = json.loads((tmp_path / "seg" / "folder_summary.json").read_text())
+    assert summary["checkpoint"] == str((trained_run / LAST).resolve())
 
 
 def test_picture_errors_name_the_file_and_the_fix(pictures: tuple[Path, np.ndarray], tmp_path: Path) -> None:

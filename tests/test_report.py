@@ -17,6 +17,7 @@ from lns.data.catalog import GG_DATASETS
 from lns.errors import LNSError
 from lns.models import Autoencoder, write_authors_checkpoint
 from lns.report import write_report
+from lns.report.__main__ import main as report_main
 from lns.report.foreground import split_foreground
 from lns.segment import pixel_method, settings_record
 from lns.segmentation.source import load_source
@@ -145,8 +146,29 @@ def test_std_and_perturb_num_filters(tmp_path):
     report = write_report([tmp_path], std=0.01, perturb_num=10)
     assert report.table.get("kanizsa", "AE").mean == pytest.approx(0.8)
     assert report.table.get("kanizsa", "AE (jacobian)").mean == pytest.approx(0.4)
-    with pytest.raises(LNSError, match="No run matches"):
+    with pytest.raises(LNSError, match=r"--std 0.3 matches none of the 1 noise runs; their noise.std values are 0.01"):
         write_report([tmp_path / "a"], std=0.3)
+
+
+def test_a_filter_that_matches_no_run_is_an_error_naming_the_values_the_runs_have(tmp_path, capsys):
+    _summary(tmp_path, "a", std=0.001, num=10)
+    _summary(tmp_path, "b", std=0.003, num=40)
+    _summary(tmp_path, "c", features="rgb", method={"name": "rgb", "uses_model": False}, noise=None)
+    refusals = {
+        ("--std", "0.01"): "--std 0.01 matches none of the 2 noise runs; their noise.std values are 0.001, 0.003.",
+        ("--perturb-num", "20"): "--perturb-num 20 matches none of the 2 noise runs; their noise.perturb_num values "
+        "are 10, 40.",
+        ("--std", "0.001", "--perturb-num", "40"): "--std 0.001 --perturb-num 40 together match none of the 2 noise "
+        "runs; their (noise.std, noise.perturb_num) pairs are (0.001, 10), (0.003, 40).",
+    }
+    for flags, message in refusals.items():
+        assert report_main([str(tmp_path), *flags]) == 1
+        error = capsys.readouterr().err.strip()
+        assert error.startswith(f"error: {flags[0]}") and "\n\n" not in error
+        assert message in " ".join(error.split())
+    assert not (tmp_path / "table.md").exists()
+    assert report_main([str(tmp_path), "--std", "0.003"]) == 0
+    assert "- 2 of 3 runs in the table" in capsys.readouterr().out
 
 
 def test_missing_or_malformed_inputs(tmp_path):

@@ -203,30 +203,48 @@ def _train(paths: Paths, *overrides: str) -> tuple[str, list[str]]:
 SETTING_CASES: dict[str, tuple[Callable[[Paths], tuple[str, list[str]]], tuple[str, ...]]] = {
     "dataset_name": (
         lambda p: _train(p, "data.name=kanisza"),
-        ("Unknown dataset 'kanisza'", "closure, continuity, illusory_occlusion, gradient_occlusion, kanizsa"),
+        ("data.name='kanisza' is not one of the choices", "Did you mean kanizsa?", "closure, continuity"),
     ),
-    "noise_std_negative": (lambda p: _segment(p, "noise.std=-0.001"), ("noise.std=-0.001 must be positive",)),
+    "noise_std_negative": (
+        lambda p: _segment(p, "noise.std=-0.001"),
+        ("noise.std=-0.001 is out of range", "takes a number > 0"),
+    ),
     "n_clusters_above_pixels": (
         lambda p: _segment(p, "n_clusters=5000"),
         ("n_clusters=5000 is more than the 4096 pixels",),
     ),
-    "segment_batch_zero": (lambda p: _segment(p, "batch_size=0"), ("batch_size=0 must be at least 1",)),
+    "segment_batch_zero": (
+        lambda p: _segment(p, "batch_size=0"),
+        ("batch_size=0 is out of range", "whole number ≥ 1"),
+    ),
     "batch_above_dataset": (
         lambda p: _train(p, "data.batch_size=33"),
         ("data.batch_size=33", "larger than the 32 training images", "Lower data.batch_size"),
     ),
-    "train_batch_zero": (lambda p: _train(p, "data.batch_size=0"), ("data.batch_size=0 must be at least 1",)),
-    "data_image_size": (lambda p: _train(p, "data.image_size=65"), ("Unsupported image size 65", "64 and 256")),
+    "train_batch_zero": (
+        lambda p: _train(p, "data.batch_size=0"),
+        ("data.batch_size=0 is out of range", "≥ 1"),
+    ),
+    "data_image_size": (
+        lambda p: _train(p, "data.image_size=65"),
+        ("data.image_size=65 is not one", "64, 256"),
+    ),
     "model_image_size": (
         lambda p: _train(p, "model.image_size=128"),
-        ("supports image sizes 64 and 256, not 128",),
+        ("model.image_size=128 is not one of the choices: model.image_size takes one of 64, 256",),
     ),
     "model_and_data_sizes_differ": (
         lambda p: _train(p, "model.image_size=256"),
         ("expects images of shape (B, 3, 256, 256), got (8, 3, 64, 64)",),
     ),
-    "learning_rate": (lambda p: _train(p, "optimizer.lr=-1"), ("optimizer.lr=-1 must be > 0",)),
-    "geco_settings": (lambda p: _train(p, "objective.alpha=1.5"), ("GECO needs 0 <= alpha < 1",)),
+    "learning_rate": (
+        lambda p: _train(p, "optimizer.lr=-1"),
+        ("optimizer.lr=-1 is out of range", "> 0"),
+    ),
+    "geco_settings": (
+        lambda p: _train(p, "objective.alpha=1.5"),
+        ("objective.alpha=1.5 is out of range", "≥ 0 and < 1"),
+    ),
 }
 
 
@@ -353,7 +371,8 @@ def test_segmentation_explains_missing_and_truncated_checkpoints(
     script, args = _segment(paths, f"ckpt_path={truncated}")
     assert "cannot be read" in fails_with_one_paragraph(capfd, script, *args)
     script, args = _segment(paths, f"ckpt_path={tmp_path / 'none.ckpt'}")
-    assert "none.ckpt does not exist" in fails_with_one_paragraph(capfd, script, *args)
+    missing = fails_with_one_paragraph(capfd, script, *args)
+    assert "none.ckpt' does not exist: ckpt_path takes an existing file" in missing
 
 
 def test_checkpoint_without_rng_state_resumes_with_a_warning(

@@ -21,7 +21,7 @@ from lns.segment import segment
 from lns.segmentation.clustering import WardClustering
 from lns.segmentation.features import image_generators, noise_features
 from lns.segmentation.source import resolve_source
-from tests.helpers import REPO, TINY_SEGMENT, compose_config
+from tests.helpers import LAST, REPO, TINY_SEGMENT, compose_config
 
 
 def run_segment_cli(data_dir: Path, out_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
@@ -164,11 +164,13 @@ def test_resuming_with_other_settings_is_refused(trained_run: Path, tiny_data_di
     ("overrides", "message"),
     [
         (["noise.std=0"], "noise.std=0"),
-        (["noise.perturb_num=1"], "at least 2"),
+        (["noise.perturb_num=1"], "noise.perturb_num takes a whole number ≥ 2"),
         (["noise.site=decoder.99"], "noise.site=decoder.99 is not a layer"),
-        (["method=jacobian", "method.directions=0"], "method.directions=0 must be at least 1"),
+        (["method=jacobian", "method.directions=0"], "method.directions=0 is out of range"),
         (["test_num=99"], "holds 6 images"),
-        (["split=train"], "no masks"),
+        (["split=train"], "split takes one of test, test_1"),
+        (["n_clusters=1.5"], "n_clusters=1.5 is not a whole number"),
+        (["noise.std=abc"], "noise.std='abc' is not a finite number"),
     ],
 )
 @pytest.mark.e2e
@@ -215,3 +217,17 @@ def test_float64_precision_is_recorded_and_segments(trained_run: Path, tiny_data
     result = segment(compose_config("segment", overrides, tmp_path))
     assert result["summary"]["precision"] == "float64"
     assert result["summary"]["n_images"] == 4
+
+
+def test_trainer_enable_progress_bar_false_silences_every_bar_and_stored_paths_are_absolute(
+    trained_run: Path, tiny_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd
+) -> None:
+    monkeypatch.chdir(trained_run.parent)
+    overrides = [f"run_dir={trained_run.name}", f"paths.data_dir={tiny_data_dir}", *TINY_SEGMENT]
+    overrides += ["umap_num=2", "umap_neighbors=15", "trainer.enable_progress_bar=false"]
+    segment(compose_config("segment", overrides, tmp_path / "seg"))
+    printed = capfd.readouterr().err
+    assert "Testing" not in printed and "UMAP" not in printed
+    summary = json.loads((tmp_path / "seg" / "summary.json").read_text())
+    assert summary["run_dir"] == str(trained_run.resolve())
+    assert summary["checkpoint"] == str((trained_run / LAST).resolve())

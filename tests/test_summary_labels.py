@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lns.cli.segment_folder import _table as folder_table
 from lns.report.collect import read_summary
 from lns.report.summary import column_label, format_table, method_record, scores
 
@@ -46,6 +47,16 @@ def test_network_free_methods_name_neither_model_nor_weights() -> None:
     summary = {**SUMMARY, "features": "rgb", "method": {"name": "rgb", "uses_model": False}}
     assert "| – | test | rgb | ward |" in format_table(summary)
     assert column_label(method_record(summary)) == "rgb"
+
+
+def test_both_tables_name_lns_autoencoders_in_capitals_and_any_other_model_by_its_class_name() -> None:
+    method = "activations layer=decoder.14 upsample=bilinear, random weights seed 3"
+    for model, label in [("ae", "AE"), ("vae", "VAE"), ("MyModel", "MyModel"), ("DiffusersKL", "DiffusersKL")]:
+        summary = {**SUMMARY, "model": model}
+        assert f"| kanizsa | {label} | test | {method} | ward |" in format_table(summary)
+        assert column_label(method_record(summary)) == f"{label} (activations decoder.14, random weights)"
+        pictures = {**summary, "images": "/home/me/pictures"}  # folder_summary.json: pictures, no dataset or split
+        assert f"| /home/me/pictures | {label} | {method} | ward | 4 |" in folder_table(pictures)
 
 
 def test_scores_leave_the_foreground_score_out_where_no_image_has_a_foreground() -> None:

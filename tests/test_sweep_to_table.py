@@ -137,6 +137,14 @@ def test_segment_all_composes_the_paper_setting_the_output_control_and_the_jacob
     assert paper.paths.output_dir == str(tmp_path / "segment" / "paper")
 
 
+def test_the_training_runs_progress_bar_setting_holds_for_its_segmentations(tmp_path: Path) -> None:
+    quiet = compose_config("train", ["segment=all", "trainer.enable_progress_bar=false"], tmp_path)
+    shown = compose_config("train", ["segment=paper"], tmp_path)
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        assert {c.trainer.enable_progress_bar for c in segmentation_configs(quiet, tmp_path).values()} == {False}
+        assert segmentation_configs(shown, tmp_path)["paper"].trainer.enable_progress_bar is True
+
+
 def read_metrics(run_dir: Path) -> list[dict[str, str]]:
     with (run_dir / "logs" / "metrics.csv").open(newline="") as file:
         return list(csv.DictReader(file))

@@ -1,9 +1,11 @@
 """Checks of a composed config that run before torch and Lightning load, so that a wrong value answers in about a
 second instead of after the seconds those imports take.
 
-Each check is the one the training or segmentation code makes itself (the same function), or made only here: step
-budgets that cannot train anything. A noise site that names a layer needs the model's layer names, so that one
-check imports torch (not Lightning) and builds the run's model without its weights.
+First every value is checked against the one description of the keys (:mod:`lns.cli.validation`). Then come the
+checks that need more than one value or the files: each is the one the training or segmentation code makes itself
+(the same function), or made only here: step budgets that cannot train anything. A noise site that names a layer
+needs the model's layer names, so that one check imports torch (not Lightning) and builds the run's model without
+its weights.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from lns.cli.validation import check_values
 from lns.data.catalog import check_image_size, check_name, dataset_dir
 from lns.data.npz import split_file
 from lns.errors import LNSError
@@ -76,6 +79,7 @@ def check_accelerator(trainer: DictConfig, cpu_setting: str) -> None:
 def check_training_settings(cfg: DictConfig) -> None:
     """What ``run_train.py`` can refuse before the heavy imports: the step budget, a GPU that is not there, and the
     dataset (its name, image size and the folder and files of its training and validation splits)."""
+    check_values("train", cfg)
     check_step_budget(cfg.trainer)
     check_accelerator(cfg.trainer, "trainer=cpu (the default)")
     name = check_name(cfg.data.name)
@@ -89,6 +93,7 @@ def check_segmentation_settings(cfg: DictConfig) -> None:
     """What ``run_segment.py`` can refuse before the heavy imports: a ``run_dir`` that is not a training run, a GPU
     that is not there, and the noise settings of ``method=noise|jacobian`` (a site naming a layer is checked
     against the run's model)."""
+    check_values("segment", cfg)
     config_file = training_run_config(Path(cfg.run_dir)) if cfg.get("run_dir") else None
     check_accelerator(cfg.trainer, "trainer.accelerator=auto (the default)")
     if cfg.method.name not in LATENT_NOISE_FEATURES:

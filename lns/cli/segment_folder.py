@@ -23,9 +23,10 @@ from lns.data.image_folder import read_masks, read_pictures
 from lns.errors import LNSError
 from lns.metrics.ari import adjusted_rand_index
 from lns.models.adapter import as_adapter
+from lns.report.summary import model_and_method
 from lns.runs.atomic import atomic_savez, atomic_write_text
 from lns.runs.hydra_record import save_hydra_record
-from lns.segment import prepare_model, segmentation_health
+from lns.segment import method_settings, prepare_model, segmentation_health
 from lns.segmentation.core import segment_all
 from lns.viz.figures import save_picture_row
 
@@ -58,8 +59,9 @@ def _per_picture_csv(names: list[str], counts: list[int], ari: np.ndarray, ari_f
 
 
 def _table(summary: dict[str, Any]) -> str:
+    """The one-row Markdown table printed at the end, its model and method labelled as a dataset run's are."""
     header = ["pictures", "model", "method", "clustering", "images"]
-    row = [summary["images"], summary["model"], summary["method"]["name"], summary["clustering"], summary["n_images"]]
+    row = [summary["images"], *model_and_method(summary), summary["clustering"], summary["n_images"]]
     if summary["ari_mean"] is not None:
         header += ["ARI", "ARI-FG"]
         fg = "n/a" if summary["ari_fg_mean"] is None else f"{summary['ari_fg_mean']:.3f}"
@@ -122,8 +124,8 @@ def segment_picture_folder(cfg: DictConfig) -> dict[str, Any]:
         "ari_std": None if ari is None else float(ari.std()),
         "ari_fg_mean": float(fg.mean()) if fg is not None and fg.size else None,
         "model": source.kind,
-        "checkpoint": str(source.checkpoint),
-        "method": method.record(),
+        "checkpoint": str(source.checkpoint.resolve()),
+        **method_settings(cfg, method),
         "clustering": cfg.clustering.name,
         "seed": int(cfg.seed),
         "resize": resize,

@@ -22,6 +22,7 @@ from lns.report.tables import (
     STD_CONVENTION,
     Table,
     build_table,
+    check_filters,
     pooled_settings,
     select_runs,
     sweeps,
@@ -60,6 +61,7 @@ def write_report(
         raise LNSError("No input directories given: pass the segmentation output directories to report on.")
     runs = collect_runs(dirs)
     references = read_reference(reference) if reference is not None else []
+    check_filters(runs, std=std, perturb_num=perturb_num)
     chosen = select_runs(runs, std=std, perturb_num=perturb_num)
     if not chosen:
         available = sorted({(r.std, r.perturb_num) for r in runs if r.features == "noise"})

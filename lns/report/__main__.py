@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from lns.errors import LNSError
 from lns.report import write_report
+from lns.runs.user_errors import explain
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             data_dir=args.data_dir,
         )
     except LNSError as err:
-        print(f"error: {err}", file=sys.stderr)
+        explain(str(err))
         return 1
     print(report.markdown, end="")
     print("wrote " + ", ".join(str(path) for path in report.files))

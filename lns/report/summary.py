@@ -3,8 +3,9 @@
 ``lns.segment`` writes the file (:func:`scores` and the settings); the report reads it (:mod:`lns.report.collect`).
 Every label of a segmentation is made here from one description of its method (:class:`MethodRecord`, read by
 :func:`method_record`) by one function, :func:`method_parts`: the method column of the one-row table that
-``run_segment.py`` prints (:func:`format_table`), the report's table columns (:func:`column_label`) and the lines
-of its depth plot (:func:`line_label`).
+``run_segment.py`` prints for a dataset split (:func:`format_table`) or a folder of pictures (both through
+:func:`model_and_method`), the report's table columns (:func:`column_label`) and the lines of its depth plot
+(:func:`line_label`). Every label names the model by :func:`model_label`.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ NOISE_KEY = "noise"
 RECORD_KEYS = ("seconds_per_image", "health", "data_dir", "training_precision")
 """How the segmentation ran: its speed, the model's health, the data folder it read, the training precision."""
 LATENT_NOISE = ("noise", "jacobian")
+KNOWN_MODELS = ("ae", "vae")
+"""lns's own autoencoders, the ``model`` of their summaries; labels write them in capitals (:func:`model_label`)."""
 HIDDEN_PARAMETERS = ("name", "uses_model", "region_count")
 """Entries of ``method`` that are no parameter of the method (not shown in its label)."""
 
@@ -116,6 +119,12 @@ def method_record(summary: Mapping[str, Any]) -> MethodRecord:
     )
 
 
+def model_label(model: str) -> str:
+    """A model as every label names it: ``AE`` or ``VAE`` for lns's autoencoders, any other model by its class name
+    as the summary records it (``DiffusersKL``, ``MyModel``)."""
+    return model.upper() if model in KNOWN_MODELS else model
+
+
 def depth_only(method: DescribedMethod) -> bool:
     """Noise or Jacobian inside the network (a site other than the latent, or the output for noise): such runs are
     drawn against depth (lns.report.depth), not put in the table."""
@@ -158,13 +167,13 @@ def column_label(method: DescribedMethod) -> str:
     if not method.uses_model:
         return method.features
     parts = method_parts(method, settings=False)
-    name = method.model.upper()
+    name = model_label(method.model)
     return f"{name} ({', '.join(parts)})" if parts else name
 
 
 def line_label(method: DescribedMethod) -> str:
     """A line of the depth plot, one per model, method and noise setting: 'AE noise σ=0.001 T=40', 'VAE jacobian'."""
-    label = f"{method.model.upper()} {method.features}"
+    label = f"{model_label(method.model)} {method.features}"
     if method.weights != "trained":
         label += f" ({method.weights} weights)"
     if method.features == "noise":
@@ -181,18 +190,23 @@ def role(method: DescribedMethod) -> str:
     return {"noise": "lns", "jacobian": "limit"}.get(method.features, "baseline")
 
 
-def format_table(summary: Mapping[str, Any]) -> str:
-    """The one-row Markdown ARI table printed at the end of a segmentation: the model (``–`` for a method that
-    used no network) and the method with every setting (:func:`method_parts`)."""
+def model_and_method(summary: Mapping[str, Any]) -> tuple[str, str]:
+    """The model and method cells of a segmentation's printed table: the model (:func:`model_label`; ``–`` for a
+    method that used no network) and the method with every setting (:func:`method_parts`)."""
     method = method_record(summary)
-    model = method.model.upper() if method.uses_model else "–"
+    model = model_label(method.model) if method.uses_model else "–"
+    return model, ", ".join(method_parts(method, settings=True))
+
+
+def format_table(summary: Mapping[str, Any]) -> str:
+    """The one-row Markdown ARI table printed at the end of a segmentation (:func:`model_and_method`)."""
+    model, method = model_and_method(summary)
     fg = "n/a" if summary["ari_fg_mean"] is None else f"{summary['ari_fg_mean']:.3f} ± {summary['ari_fg_std']:.3f}"
     return "\n".join(
         [
             "| dataset | model | split | method | clustering | images | ARI | ARI-FG |",
             "|---|---|---|---|---|---|---|---|",
-            f"| {summary['dataset']} | {model} | {summary['split']} | {', '.join(method_parts(method, settings=True))} "
-            f"| {summary['clustering']} | {summary['n_images']} | {summary['ari_mean']:.3f} ± {summary['ari_std']:.3f} "
-            f"| {fg} |",
+            f"| {summary['dataset']} | {model} | {summary['split']} | {method} | {summary['clustering']} "
+            f"| {summary['n_images']} | {summary['ari_mean']:.3f} ± {summary['ari_std']:.3f} | {fg} |",
         ]
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from lns.data.catalog import GG_DATASETS
+from lns.errors import LNSError
 from lns.report.collect import Reference, Run
 
 VARIANTS = ("AE", "VAE", "AE (output noise)", "VAE (output noise)", "AE (jacobian)", "VAE (jacobian)")
@@ -88,6 +89,35 @@ def select_runs(runs: Iterable[Run], *, std: float | None, perturb_num: int | No
             )
         )
     ]
+
+
+def check_filters(runs: Sequence[Run], *, std: float | None, perturb_num: int | None) -> None:
+    """Refuse a ``--std`` or ``--perturb-num`` (or both together) that matches none of the noise runs
+    :func:`select_runs` chooses from, naming the values those runs have."""
+    noise = [run for run in runs if run.features == "noise" and not run.depth_only]
+    filters = (
+        ("--std", "std", std, select_runs(noise, std=std, perturb_num=None)),
+        ("--perturb-num", "perturb_num", perturb_num, select_runs(noise, std=None, perturb_num=perturb_num)),
+    )
+    for flag, key, value, matched in filters:
+        if value is None or matched:
+            continue
+        if not noise:
+            raise LNSError(
+                f"{flag} {value:g} matches none of the {len(runs)} runs: none of them has latent or output noise "
+                f"(method=noise, noise.site=latent or output). Drop {flag}."
+            )
+        found = ", ".join(f"{found:g}" for found in sorted({getattr(run, key) for run in noise}))
+        raise LNSError(
+            f"{flag} {value:g} matches none of the {len(noise)} noise runs; their noise.{key} values are {found}. "
+            f"Pass one of those, or drop {flag} to pool them."
+        )
+    if std is not None and perturb_num is not None and not select_runs(noise, std=std, perturb_num=perturb_num):
+        pairs = ", ".join(f"({s:g}, {t})" for s, t in sorted({(run.std, run.perturb_num) for run in noise}))
+        raise LNSError(
+            f"--std {std:g} --perturb-num {perturb_num} together match none of the {len(noise)} noise runs; their "
+            f"(noise.std, noise.perturb_num) pairs are {pairs}. Pass one of those pairs, or one of the two flags."
+        )
 
 
 def dataset_order(names: Iterable[str]) -> list[str]:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from lns.report.collect import Run
+from lns.report.summary import model_label
 from lns.report.tables import markdown_table
 
 PAPER_STEPS = 1_100_000
@@ -75,7 +76,7 @@ def _row(run: Run, gaps: list[str]) -> list[str]:
     steps, lr = training.get("global_step"), training.get("lr")
     return [
         run.dataset,
-        run.model.upper(),
+        model_label(run.model),
         _value(run.train_seed),
         _value(steps),
         "?" if steps is None else steps_share(steps),

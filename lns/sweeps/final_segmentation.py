@@ -39,13 +39,15 @@ def job_overrides(settings: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
 
 def segmentation_configs(cfg: DictConfig, run_dir: Path) -> dict[str, DictConfig]:
     """One ``run_segment.py`` config per job of ``cfg.segment``, each segmenting ``run_dir`` into
-    ``<run_dir>/segment/<job>``; keys of ``cfg.segment`` other than ``jobs`` apply to every job."""
+    ``<run_dir>/segment/<job>``; keys of ``cfg.segment`` other than ``jobs`` apply to every job, and the training's
+    ``trainer.enable_progress_bar`` to every job that does not set its own."""
     if not GlobalHydra.instance().is_initialized():
         raise LNSError(
             "segment= needs the configs of run_segment.py: call train() from run_train.py, or inside "
             "hydra.initialize_config_dir(<the conf folder>)."
         )
     spec = OmegaConf.to_container(cfg.segment, resolve=True)
+    carried = {"trainer": {"enable_progress_bar": bool(cfg.trainer.get("enable_progress_bar", True))}}
     jobs = spec.pop("jobs", None) or {}
     common_overrides, common_values = job_overrides(renamed_settings(spec, "segment"))
     configs = {}
@@ -55,7 +57,7 @@ def segmentation_configs(cfg: DictConfig, run_dir: Path) -> dict[str, DictConfig
             overrides.append("logger=wandb")
         composed = compose("segment", overrides=[*common_overrides, *overrides])
         with open_dict(composed):
-            merged = OmegaConf.merge(composed, common_values, values)
+            merged = OmegaConf.merge(composed, carried, common_values, values)
             merged.run_dir = str(run_dir)
             merged.ckpt_path = None
             merged.experiment_name = cfg.experiment_name
