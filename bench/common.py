@@ -16,13 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from torch import Tensor
 
 from lns.data.catalog import dataset_dir
 from lns.data.npz import SplitArrays, load_split
 from lns.metrics.ari import adjusted_rand_index
-from lns.segmentation.source import ModelSource, resolve_source
+from lns.segmentation.source import ModelSource, load_source
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "bench" / "results"
@@ -106,7 +105,7 @@ def model_and_split(args: argparse.Namespace) -> tuple[ModelSource, str, SplitAr
     run_dir, ckpt, data_dir, split, images = args.run_dir, args.ckpt, args.data_dir, args.split, args.images
     if not (run_dir or ckpt):
         sys.exit("Pass --run-dir <training run> or --ckpt <checkpoint> of a trained model.")
-    source = resolve_source(OmegaConf.create({"run_dir": run_dir, "ckpt_path": ckpt, "model": None}))
+    source = load_source(run_dir, ckpt)
     dataset = args.dataset or source.dataset
     if dataset is None:
         sys.exit(f"Cannot tell which dataset {source.checkpoint} was trained on; pass --dataset.")

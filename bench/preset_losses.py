@@ -33,7 +33,7 @@ from lns.data.catalog import dataset_dir
 from lns.data.npz import load_split
 from lns.runs.run_layout import LAST_CHECKPOINT, RUN_CONFIG
 from lns.segmentation.health import measure_signal
-from lns.segmentation.source import resolve_source
+from lns.segmentation.source import load_source
 from lns.sweeps.sweep_runs import run_state
 from lns.training.monitoring.health import HealthHistory, HealthThresholds, across_image_variance, read_health
 
@@ -87,7 +87,7 @@ def constant_image_error(data_dir: Path, name: str) -> float:
 
 def signal_numbers(run_dir: Path, data_dir: Path, name: str) -> tuple[float, float]:
     """Segmentation health of the run's last checkpoint: (noise response, share of unchanged pixels)."""
-    source = resolve_source(OmegaConf.create({"run_dir": str(run_dir), "ckpt_path": None}))
+    source = load_source(run_dir, None)
     images = load_split(dataset_dir(data_dir, name), "test", name=name, data_dir=data_dir).images[:16]
     stats = measure_signal(
         source.model.eval(), torch.from_numpy(images), std=1e-3, perturb_num=4, seed=0, zero_atol=0.0

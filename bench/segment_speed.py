@@ -33,7 +33,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from common import REPO, Stopwatch, markdown_table, pick_device, usable_cpus, write_results
-from omegaconf import OmegaConf
 from sklearn.cluster import AgglomerativeClustering
 from sklearn.metrics import adjusted_rand_score
 from threadpoolctl import threadpool_limits
@@ -45,7 +44,7 @@ from lns.models import Autoencoder, write_authors_checkpoint
 from lns.segmentation.clustering import LeanWardClustering, WardClustering, canonical_labels
 from lns.segmentation.features import image_generators, noise_features
 from lns.segmentation.module import FeatureSettings
-from lns.segmentation.source import resolve_source
+from lns.segmentation.source import load_source
 
 
 @dataclass
@@ -202,7 +201,7 @@ def forward_flops(module: nn.Module, inputs: Tensor) -> int:
 def load_model(args: argparse.Namespace, tmp: Path) -> tuple[Autoencoder, list[str]]:
     """The model to time and the run_segment.py overrides that load the same weights."""
     if args.run_dir or args.ckpt:
-        source = resolve_source(OmegaConf.create({"run_dir": args.run_dir, "ckpt_path": args.ckpt, "model": None}))
+        source = load_source(args.run_dir, args.ckpt)
         overrides = [f"run_dir={args.run_dir}"] if args.run_dir else []
         overrides += [f"ckpt_path={args.ckpt}"] if args.ckpt else []
         return source.model, [*overrides, "data=kanizsa"]

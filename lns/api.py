@@ -13,10 +13,12 @@ give the same labels, bit for bit.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,7 @@ _CHUNK_SIZES = {"noise": 200, "jacobian": 16}
 RESOLUTION_IMAGES = 4
 """Images (the first ones) and noise directions per image of the numerical-resolution check."""
 RESOLUTION_DIRECTIONS = 4
+MAX_SEED = 2**64 - 1
 
 
 @dataclass(frozen=True)
@@ -63,12 +66,22 @@ class Segmentation:
     n_clusters: Tensor
 
 
-def _image_tensor(images: Tensor | np.ndarray) -> Tensor:
-    images = torch.as_tensor(images)
-    if images.ndim != 4 or len(images) == 0 or not images.is_floating_point():
+def _tensor(name: str, value: Any) -> Tensor:
+    """``value`` (a tensor, NumPy array or nested list of numbers) as a tensor; the argument ``name`` in the error."""
+    try:
+        return torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError) as error:
         raise LNSError(
-            f"images must be a float tensor (N, C, H, W) with N >= 1, values in [0, 1]; got {images.dtype} shaped "
-            f"{tuple(images.shape)}. One image: images[None]."
+            f"{name} must be a tensor or NumPy array of numbers; got {type(value).__name__} ({error})."
+        ) from None
+
+
+def _image_tensor(images: Tensor | np.ndarray) -> Tensor:
+    images = _tensor("images", images)
+    if images.ndim != 4 or images.numel() == 0 or not images.is_floating_point():
+        raise LNSError(
+            f"images must be a float tensor (N, C, H, W) with N, C, H, W >= 1, values in [0, 1]; got {images.dtype} "
+            f"shaped {tuple(images.shape)}. One image: images[None]."
         )
     if not bool(torch.isfinite(images).all()) or float(images.min()) < 0 or float(images.max()) > 1:
         raise LNSError("images must hold finite values in [0, 1] (divide 8-bit pictures by 255).")
@@ -77,7 +90,14 @@ def _image_tensor(images: Tensor | np.ndarray) -> Tensor:
 
 def _cluster_counts(n_clusters: int | Sequence[int], images: Tensor) -> list[int]:
     count, pixels = len(images), images.shape[-2] * images.shape[-1]
-    values = [n_clusters] * count if isinstance(n_clusters, int | np.integer) else list(n_clusters)
+    if isinstance(n_clusters, Tensor | np.ndarray) and n_clusters.ndim == 1:
+        n_clusters = n_clusters.tolist()
+    if isinstance(n_clusters, int | np.integer) and not isinstance(n_clusters, bool):
+        values = [n_clusters] * count
+    elif isinstance(n_clusters, Sequence) and not isinstance(n_clusters, str):
+        values = list(n_clusters)
+    else:
+        raise LNSError(f"n_clusters={n_clusters!r} must be one int, or a list of one int per image.")
     if len(values) != count:
         raise LNSError(f"n_clusters gives {len(values)} counts for {count} images: give one int, or one per image.")
     if not all(isinstance(k, int | np.integer) and not isinstance(k, bool) and 1 <= k <= pixels for k in values):
@@ -85,22 +105,44 @@ def _cluster_counts(n_clusters: int | Sequence[int], images: Tensor) -> list[int
     return [int(k) for k in values]
 
 
-def _check_settings(noise_std: float, perturbations: int, seed: int, batch_size: int | None) -> None:
-    if not noise_std > 0:
-        raise LNSError(f"noise_std={noise_std} must be positive (the paper uses 0.001).")
-    if isinstance(perturbations, bool) or not isinstance(perturbations, int) or perturbations < 2:
-        raise LNSError(f"perturbations={perturbations} must be an integer >= 2 (differences need two; the paper: 40).")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise LNSError(f"seed={seed} must be an integer >= 0.")
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
-        raise LNSError(f"batch_size={batch_size} must be a positive integer or None ({DEFAULT_BATCH_SIZE}).")
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if not isinstance(value, str) or value not in choices:
+        raise LNSError(f"{name}={value!r} is unknown; choose one of {', '.join(choices)}.")
+
+
+def _check_settings(
+    *,
+    method: str,
+    noise_std: float,
+    perturbations: int,
+    clustering: str,
+    seed: int,
+    batch_size: int | None,
+    channels_last: bool,
+) -> None:
+    _check_choice("method", method, METHODS)
+    if not isinstance(noise_std, Real) or isinstance(noise_std, bool) or not 0 < noise_std < math.inf:
+        raise LNSError(f"noise_std={noise_std!r} must be positive and finite (the paper uses 0.001).")
+    if not _is_integer(perturbations) or perturbations < 2:
+        raise LNSError(
+            f"perturbations={perturbations!r} must be an integer >= 2 (differences need two; the paper: 40)."
+        )
+    _check_choice("clustering", clustering, CLUSTERINGS)
+    if not _is_integer(seed) or not 0 <= seed <= MAX_SEED:
+        raise LNSError(f"seed={seed!r} must be an integer from 0 to 2**64 - 1 (the range of torch's seeds).")
+    if batch_size is not None and (not _is_integer(batch_size) or batch_size < 1):
+        raise LNSError(f"batch_size={batch_size!r} must be a positive integer or None ({DEFAULT_BATCH_SIZE}).")
+    if not isinstance(channels_last, bool):
+        raise LNSError(f"channels_last={channels_last!r} must be True or False.")
 
 
 def _method(
     name: str, model: ModelAdapter, *, site: str, noise_std: float, perturbations: int, seed: int
 ) -> PixelMethod:
-    if name not in METHODS:
-        raise LNSError(f"method={name!r} is unknown; choose one of {', '.join(METHODS)}.")
     if not isinstance(site, str) or not site:
         raise LNSError(f"site={site!r} must be 'latent', 'output' or the name of a layer of the model.")
     if name in _CHUNK_SIZES:
@@ -128,8 +170,6 @@ def _baseline(name: str) -> PixelMethod:
 @functools.cache
 def _clusterer(name: str) -> Clusterer:
     """One clusterer per kind for the whole process: ward keeps its worker processes from call to call."""
-    if name not in CLUSTERINGS:
-        raise LNSError(f"clustering={name!r} is unknown; choose one of {', '.join(CLUSTERINGS)}.")
     return {"ward": WardClustering, "ward_lean": LeanWardClustering, "kmeans": KMeansClustering}[name]()
 
 
@@ -191,7 +231,15 @@ def segment_images(
     adapter = as_adapter(model)
     images = _image_tensor(images)
     counts = _cluster_counts(n_clusters, images)
-    _check_settings(noise_std, perturbations, seed, batch_size)
+    _check_settings(
+        method=method,
+        noise_std=noise_std,
+        perturbations=perturbations,
+        clustering=clustering,
+        seed=seed,
+        batch_size=batch_size,
+        channels_last=channels_last,
+    )
     chosen = _method(method, adapter, site=site, noise_std=noise_std, perturbations=perturbations, seed=seed)
     chosen.check(adapter)
     clusterer = _clusterer(clustering)
@@ -237,7 +285,22 @@ def adjusted_rand_index(
     Returns:
         A float64 tensor ``(N,)``, equal to scikit-learn's ``adjusted_rand_score`` per image.
     """
-    return _ari(torch.as_tensor(labels), torch.as_tensor(masks), foreground_only=foreground_only)
+    labels, masks = _label_maps("labels", labels), _label_maps("masks", masks)
+    if labels.shape != masks.shape or labels.ndim < 2 or len(labels) == 0:
+        raise LNSError(
+            "labels and masks must be label maps of one shape, (N, H, W) or (N, pixels) with N >= 1; got "
+            f"{tuple(labels.shape)} and {tuple(masks.shape)}."
+        )
+    if not isinstance(foreground_only, bool):
+        raise LNSError(f"foreground_only={foreground_only!r} must be True or False.")
+    return _ari(labels, masks, foreground_only=foreground_only)
+
+
+def _label_maps(name: str, value: Tensor | np.ndarray) -> Tensor:
+    maps = _tensor(name, value)
+    if maps.is_floating_point() or maps.is_complex():
+        raise LNSError(f"{name} must hold integer labels; got {maps.dtype} (round and convert: {name}.long()).")
+    return maps
 
 
 def load_model(path: str | os.PathLike[str]) -> torch.nn.Module:
@@ -250,6 +313,25 @@ def load_model(path: str | os.PathLike[str]) -> torch.nn.Module:
     Raises:
         LNSError: the path holds no such model, or the model's class cannot be imported.
     """
-    path = Path(path)
+    path = _model_path(path)
     source = load_source(path, None) if path.is_dir() else load_source(None, path)
     return source.model.eval()
+
+
+def _model_path(path: Any) -> Path:
+    """``path`` as a Path to an existing folder or regular file, or an LNSError naming it."""
+    text = os.fspath(path) if isinstance(path, str | os.PathLike) else None
+    if not isinstance(text, str):
+        raise LNSError(f"path={path!r} must be a path (str or pathlib.Path) to a run directory or a checkpoint.")
+    if not text or "\x00" in text:
+        raise LNSError(f"path={text!r} is not a usable path: give a run directory or a checkpoint file.")
+    try:
+        found = Path(text).is_dir() or Path(text).is_file()
+    except OSError as error:
+        raise LNSError(f"path={text!r} cannot be read: {error.strerror}.") from None
+    if not found:
+        raise LNSError(
+            f"path={text!r} is neither a training run directory nor a checkpoint file (it does not exist, or is no "
+            "regular file)."
+        )
+    return Path(text)

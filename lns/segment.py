@@ -23,7 +23,7 @@ from lns.errors import LNSError
 from lns.report.summary import format_table, scores
 from lns.runs.atomic import atomic_savez, atomic_write_text
 from lns.runs.hydra_record import save_hydra_record
-from lns.runs.loggers import finishing_wandb
+from lns.runs.loggers import config_as_dict, finishing_wandb
 from lns.runs.run_layout import RUN_CONFIG, SEGMENTATION_SUMMARY
 from lns.runs.stale_files import remove_stale_temporary_files
 from lns.segmentation.health import (
@@ -39,7 +39,7 @@ from lns.segmentation.methods import LatentNoiseMethod, PixelMethod
 from lns.segmentation.module import FeatureSettings, SegmentationModule
 from lns.segmentation.noise_checks import check_directions, check_noise_settings
 from lns.segmentation.parts import PartStore, SegmentationResults
-from lns.segmentation.source import ModelSource, resolve_source
+from lns.segmentation.source import ModelSource, load_source
 from lns.segmentation.wandb_log import log_segmentation_to_wandb
 from lns.segmentation.weights import apply_weights, weights_record
 from lns.training.monitoring.health import read_health
@@ -268,7 +268,9 @@ def prepare_model(cfg: DictConfig) -> tuple[ModelSource, PixelMethod]:
         raise LNSError(f"batch_size={cfg.batch_size} must be at least 1 (images segmented at a time).")
     if cfg.precision not in PRECISIONS:
         raise LNSError(f"precision={cfg.precision} is unknown; valid: {', '.join(PRECISIONS)}.")
-    source = apply_weights(resolve_source(cfg), *weights_choice(cfg))
+    model = cfg.get("model") or {}  # what an authors' checkpoint is expected to hold
+    source = load_source(cfg.run_dir, cfg.ckpt_path, z_dim=model.get("z_dim"), variational=model.get("variational"))
+    source = apply_weights(source, *weights_choice(cfg))
     method.check(source.model)
     source.model.to(PRECISIONS[cfg.precision])
     if cfg.precision == "float32" and uses_gpu(str(cfg.trainer.accelerator)):
@@ -345,5 +347,5 @@ def segment(cfg: DictConfig) -> dict[str, Any]:
         with open_dict(named):
             named.data = cfg.get("data") or {"name": dataset}
         with finishing_wandb():
-            log_segmentation_to_wandb(named.logger.wandb, out_dir, summary, arrays, results, figure_dir)
+            log_segmentation_to_wandb(config_as_dict(named.logger.wandb), out_dir, summary, arrays, results, figure_dir)
     return {"summary": summary, "out_dir": out_dir, "figure_dir": figure_dir, "table": format_table(summary)}

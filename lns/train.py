@@ -95,10 +95,15 @@ def build_trainer(cfg: DictConfig, run_dir: Path, loggers: list, extra_callbacks
     )
 
 
-@holding_run_dir
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit the configured model; return the final metrics, the run directory and the last checkpoint path."""
     run_dir = Path(cfg.paths.output_dir)
+    with holding_run_dir(run_dir, lock=bool(cfg.get("lock_run_dir", True))):
+        return fit(cfg, run_dir)
+
+
+def fit(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """:func:`train`'s work, in the run directory it holds."""
     # Silent: a run refused by the checks below must not even append to an existing run's log.
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)

@@ -28,7 +28,7 @@ from lns.segmentation.baselines import (
 )
 from lns.segmentation.clustering import WardClustering
 from lns.segmentation.methods import MethodInput
-from lns.segmentation.source import resolve_source
+from lns.segmentation.source import load_source
 from lns.segmentation.weights import apply_weights, fresh_model
 from tests.helpers import REPO, TINY_SEGMENT, compose_config, compose_with_hydra, sweep_jobs
 
@@ -158,8 +158,7 @@ def test_activations_are_the_layer_output_upsampled_to_pixels():
 
 @pytest.mark.e2e
 def test_random_weights_are_seeded_and_differ_from_the_trained_ones(trained_run: Path, tiny_data_dir: Path):
-    cfg = compose_config("segment", [f"run_dir={trained_run}", f"paths.data_dir={tiny_data_dir}"], trained_run)
-    source = resolve_source(cfg)
+    source = load_source(trained_run, None)
     state = torch.get_rng_state()
     first, second = fresh_model(source.model, 3), fresh_model(source.model, 3)
     assert torch.equal(torch.get_rng_state(), state)

@@ -160,21 +160,21 @@ def test_only_the_launching_process_takes_the_lock(
 ) -> None:
     """Ranks > 0 of a data-parallel run (srun tasks, Lightning's child processes) run in the locked directory."""
     run_dir, _ = held_run_dir
-    cfg = SimpleNamespace(paths=SimpleNamespace(output_dir=str(run_dir)), get=lambda key, default: default)
-    job = holding_run_dir(lambda cfg: "ran")
-    with pytest.raises(LNSError, match="in use by another training process"):
-        job(cfg)
+    with pytest.raises(LNSError, match="in use by another training process"), holding_run_dir(run_dir):
+        pass
     for variable in ("SLURM_PROCID", "LOCAL_RANK", "RANK", "NODE_RANK"):
+        entered = False
         with monkeypatch.context() as patch:
             patch.setenv(variable, "1")
-            assert job(cfg) == "ran", variable
+            with holding_run_dir(run_dir):
+                entered = True
+        assert entered, variable
 
 
 def test_lock_run_dir_false_runs_without_the_lock(held_run_dir: tuple[Path, subprocess.Popen]) -> None:
     run_dir, _ = held_run_dir
-    settings = {"lock_run_dir": False}
-    cfg = SimpleNamespace(paths=SimpleNamespace(output_dir=str(run_dir)), get=lambda key, default: settings[key])
-    assert holding_run_dir(lambda cfg: "ran")(cfg) == "ran"
+    with holding_run_dir(run_dir, lock=False):
+        assert (run_dir / RUN_LOCK).read_bytes() != b"", "the other process still holds the lock"
 
 
 def test_a_file_system_without_locks_is_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -97,3 +97,24 @@ def test_no_module_imports_itself_through_others() -> None:
     for start in sorted(known):
         visit(start, [start], {start})
     assert not cycles, "\n".join(cycles)
+
+
+# Where a composed config (DictConfig) may travel: the shell, the two orchestrators and the sweeps (Hydra's callbacks
+# and the segmentation jobs of a training run), and the few modules whose work is a config itself: storing it,
+# instantiating its _target_ entries, reading a run's recorded settings. Every other layer takes typed settings.
+CONFIG_READERS = (
+    "lns.cli",
+    "lns.train",
+    "lns.segment",
+    "lns.sweeps",
+    "lns.runs.hydra_record",
+    "lns.runs.loggers",
+    "lns.models.configured",
+    "lns.segmentation.source",
+)
+
+
+def test_only_the_shell_and_the_orchestrators_take_a_composed_config() -> None:
+    readers = {_module(path) for path in (REPO / "lns").rglob("*.py") if "DictConfig" in path.read_text()}
+    strays = sorted(name for name in readers if not any(_within(name, allowed) for allowed in CONFIG_READERS))
+    assert not strays, f"modules that take a composed config instead of typed settings: {strays}"

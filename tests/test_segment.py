@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 from sklearn.cluster import AgglomerativeClustering
 from sklearn.metrics import adjusted_rand_score
 
@@ -20,7 +19,7 @@ from lns.models import Autoencoder, write_authors_checkpoint
 from lns.segment import segment
 from lns.segmentation.clustering import WardClustering
 from lns.segmentation.features import image_generators, noise_features
-from lns.segmentation.source import resolve_source
+from lns.segmentation.source import load_source
 from tests.helpers import LAST, REPO, TINY_SEGMENT, compose_config
 
 
@@ -107,7 +106,7 @@ def test_pipeline_on_authors_weights_equals_their_one_image_tester(authors_check
     near-ties, as between two runs of the authors' code.
     """
     checkpoint, written = authors_checkpoint
-    source = resolve_source(OmegaConf.create({"run_dir": None, "ckpt_path": str(checkpoint), "model": None}))
+    source = load_source(None, checkpoint)
     for name, tensor in written.state_dict().items():
         torch.testing.assert_close(source.model.state_dict()[name], tensor, rtol=0, atol=0)
     model = source.model.double().eval()

@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import functools
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TypeVar
-
-from omegaconf import DictConfig
 
 from lns.errors import LNSError
 from lns.runs.process_rank import is_launching_process
@@ -31,8 +27,6 @@ HOLDER_WAIT_S = 2.0
 HOLDER_POLL_S = 0.05
 # errno values of file systems that do not support flock (e.g. Lustre mounted without -o flock).
 UNSUPPORTED = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL})
-
-T = TypeVar("T")
 
 
 def holder_line() -> str:
@@ -99,23 +93,17 @@ def run_lock(run_dir: str | os.PathLike[str]) -> Iterator[Path]:
         os.close(descriptor)
 
 
-def holding_run_dir(function: Callable[[DictConfig], T]) -> Callable[[DictConfig], T]:
-    """Run ``function(cfg)`` holding the lock of its run directory (``cfg.paths.output_dir``).
+@contextmanager
+def holding_run_dir(run_dir: Path, *, lock: bool = True) -> Iterator[None]:
+    """Hold the lock of ``run_dir`` for the block.
 
-    The launching process takes the lock (unless ``lock_run_dir=false``) and then removes the temporary files
-    that killed processes left in the run directory; the other ranks of a data-parallel run do neither.
+    The launching process takes the lock (unless ``lock`` is false: ``lock_run_dir=false``) and then removes the
+    temporary files that killed processes left in the run directory; the other ranks of a data-parallel run do
+    neither.
     """
-
-    @functools.wraps(function)
-    def locked(cfg: DictConfig) -> T:
-        run_dir = Path(cfg.paths.output_dir)
-        if not is_launching_process():
-            return function(cfg)
-        if not cfg.get("lock_run_dir", True):
-            remove_stale_temporary_files(run_dir)
-            return function(cfg)
-        with run_lock(run_dir):
-            remove_stale_temporary_files(run_dir)
-            return function(cfg)
-
-    return locked
+    if not is_launching_process():
+        yield
+        return
+    with run_lock(run_dir) if lock else nullcontext():
+        remove_stale_temporary_files(run_dir)
+        yield

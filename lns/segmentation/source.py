@@ -155,11 +155,3 @@ def load_source(
         f"(no {owner / RUN_CONFIG}), and it does not record its run's settings (checkpoints of older versions of "
         "lns); pass run_dir=<the run that wrote it>."
     )
-
-
-def resolve_source(cfg: DictConfig) -> ModelSource:
-    """The model named by ``run_dir`` and/or ``ckpt_path`` (and ``model`` overrides for authors' files)."""
-    model_cfg = cfg.get("model") or {}
-    return load_source(
-        cfg.run_dir, cfg.ckpt_path, z_dim=model_cfg.get("z_dim"), variational=model_cfg.get("variational")
-    )

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
 
 from lns.data.npz import SplitArrays
 from lns.runs.loggers import wandb_run_id
@@ -18,7 +17,7 @@ def _mask_dict(labels: np.ndarray) -> dict[str, Any]:
 
 
 def log_segmentation_to_wandb(
-    logger_cfg: DictConfig,
+    options: dict[str, Any],
     out_dir: Path,
     summary: dict[str, Any],
     arrays: SplitArrays,
@@ -26,10 +25,10 @@ def log_segmentation_to_wandb(
     figure_dir: Path,
     max_rows: int = 100,
 ) -> None:
-    """Log one W&B run (``job_type=segment``) for a finished segmentation in ``out_dir``."""
+    """Log one W&B run (``job_type=segment``) for a finished segmentation in ``out_dir``; ``options``: the
+    ``logger.wandb`` settings (project, entity, group, tags, name, offline)."""
     import wandb
 
-    options = OmegaConf.to_container(logger_cfg, resolve=True)
     run = wandb.init(
         project=options.get("project"),
         entity=options.get("entity"),
