@@ -31,6 +31,7 @@ from lns.training.safety.interrupt import GracefulInterrupt
 from lns.training.safety.requeue import CheckpointBeforeRequeue
 from lns.training.safety.resume import check_resumable, check_run_dir
 from lns.training.safety.shared_requests import SharedRequests
+from lns.training.step_intervals import check_steps_per_call, in_chunks
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,33 @@ def build_datamodule(cfg: DictConfig) -> NpzDataModule:
         batch_size=cfg.data.batch_size,
         seed=cfg.seed,
         on_device=cfg.data.on_device,
+        steps_per_call=steps_per_call(cfg),
     )
+
+
+def steps_per_call(cfg: DictConfig) -> int:
+    """``speed.steps_per_call``: optimizer steps per Lightning training step."""
+    return int(cfg.speed.get("steps_per_call", 1))
+
+
+def finite_check_interval(cfg: DictConfig) -> int:
+    """``check_finite_every_n_steps``, or ``trainer.log_every_n_steps`` when it is null."""
+    interval = cfg.get("check_finite_every_n_steps")
+    return int(interval if interval is not None else cfg.trainer.log_every_n_steps)
+
+
+def step_intervals(cfg: DictConfig) -> dict[str, object]:
+    """Every setting that counts optimizer steps, by name (see :func:`check_steps_per_call`)."""
+    intervals: dict[str, object] = {
+        "trainer.log_every_n_steps": cfg.trainer.get("log_every_n_steps"),
+        "trainer.val_check_interval": cfg.trainer.get("val_check_interval"),
+        "check_finite_every_n_steps": finite_check_interval(cfg),
+    }
+    for name, entry in (cfg.get("callbacks") or {}).items():
+        for key in ("every_n_steps", "every_n_train_steps"):
+            if key in entry:
+                intervals[f"callbacks.{name}.{key}"] = entry[key]
+    return intervals
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, loggers: list, extra_callbacks: list) -> pl.Trainer:
@@ -85,6 +112,10 @@ def build_trainer(cfg: DictConfig, run_dir: Path, loggers: list, extra_callbacks
     if SLURMEnvironment.detect():
         # submitit requeues preempted jobs; Lightning's own SLURM requeue would fight it.
         plugins.append(SLURMEnvironment(auto_requeue=False))
+    chunk = steps_per_call(cfg)
+    per_chunk = {"log_every_n_steps": in_chunks(int(cfg.trainer.log_every_n_steps), chunk)}
+    if isinstance(cfg.trainer.get("val_check_interval"), int):  # a whole number counts training steps: chunks
+        per_chunk["val_check_interval"] = in_chunks(cfg.trainer.val_check_interval, chunk)
     return hydra.utils.instantiate(
         cfg.trainer,
         default_root_dir=str(run_dir),
@@ -92,12 +123,14 @@ def build_trainer(cfg: DictConfig, run_dir: Path, loggers: list, extra_callbacks
         callbacks=[*callbacks, *extra_callbacks],
         plugins=plugins,
         precision=resolve_precision(cfg.trainer.precision, str(cfg.trainer.accelerator)),
+        **per_chunk,
     )
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit the configured model; return the final metrics, the run directory and the last checkpoint path."""
     run_dir = Path(cfg.paths.output_dir)
+    check_steps_per_call(steps_per_call(cfg), step_intervals(cfg))
     with holding_run_dir(run_dir, lock=bool(cfg.get("lock_run_dir", True))):
         return fit(cfg, run_dir)
 
@@ -114,8 +147,9 @@ def fit(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         objective,
         lr=cfg.optimizer.lr,
         betas=cfg.optimizer.betas,
-        check_finite_every_n_steps=cfg.check_finite_every_n_steps,
+        check_finite_every_n_steps=finite_check_interval(cfg),
         channels_last=cfg.speed.channels_last,
+        steps_per_call=steps_per_call(cfg),
         run_config=run_settings(cfg),
     )
     if cfg.speed.compile:

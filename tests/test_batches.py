@@ -10,7 +10,8 @@ from lns.data.batches import LabelledBatches, SequentialBatches, StepIndexedBatc
 
 
 def ids(batches) -> list[list[int]]:
-    return [batch[:, 0].long().tolist() for batch in batches]
+    """Image numbers of each batch (of each step of a chunk of training steps)."""
+    return [batch[..., 0].long().tolist() for chunk in batches for batch in (chunk if chunk.ndim == 3 else [chunk])]
 
 
 def numbered(n: int) -> torch.Tensor:
@@ -46,6 +47,19 @@ def test_ranks_split_each_global_batch_without_overlap() -> None:
     for a, b in zip(rank0, rank1, strict=True):
         assert not set(a) & set(b)
     assert sorted(itertools.chain(*rank0, *rank1)) == list(range(16))
+
+
+def test_chunks_of_steps_hold_the_batches_of_single_steps_and_end_on_multiples() -> None:
+    images = numbered(24)
+    single = ids(itertools.islice(StepIndexedBatches(images, 4, seed=5, start_step=lambda: 0), 6))
+    single += ids(StepIndexedBatches(images, 4, seed=5, start_step=lambda: 6))[:6]
+    step = 0
+    chunked = StepIndexedBatches(images, 4, seed=5, start_step=lambda: step, steps_per_call=4)
+    first = next(iter(chunked))
+    assert first.shape == (4, 4, 3) and ids([first]) == single[:4]
+    step = 3  # resumed at a step that is no multiple of 4: a chunk of one step, then chunks of 4 across epochs
+    resumed = list(itertools.islice(iter(chunked), 2))
+    assert [len(chunk) for chunk in resumed] == [1, 4] and ids(resumed) == single[3:8]
 
 
 def test_sequential_batches_keep_order_and_the_last_partial_batch() -> None:

@@ -87,7 +87,7 @@ def test_a_short_run_prints_absolute_paths_logs_its_last_step_and_no_library_noi
     assert [noise for noise in LIBRARY_NOISE if noise in short_run.output] == []
     with (short_run.run_dir / "logs" / "metrics.csv").open(newline="") as file:
         rows = [row for row in csv.DictReader(file) if row["train/loss"]]
-    assert [int(row["step"]) for row in rows] == [5]  # the last of six steps, though the interval is 50
+    assert [int(row["step"]) for row in rows] == [6]  # after the last of six steps, though the interval is 50
 
 
 @pytest.mark.e2e

@@ -134,7 +134,7 @@ def test_a_job_at_its_time_limit_is_requeued_and_resumes_where_it_stopped(
     assert f"Restoring states from the checkpoint path at {run / 'checkpoints' / 'last.ckpt'}" in log
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
     assert sorted(path.name for path in (run / "logs").iterdir()) == ["hparams.yaml", "metrics.csv"]
-    assert train_rows(run) == list(range(6))  # one history: every step once, across both attempts
+    assert train_rows(run) == list(range(1, 7))  # one history: every step once, across both attempts
     assert time.monotonic() - start < 400
 
 

@@ -186,7 +186,7 @@ def test_a_resumed_run_continues_one_metrics_file_identical_to_an_uninterrupted_
     # validation the stopping attempt ran when it stopped.
     train_rows = [[row for row in rows if row["train/loss"]] for rows in (interrupted, uninterrupted)]
     assert train_rows[0] == train_rows[1]
-    assert [row["step"] for row in train_rows[0]] == [str(step) for step in range(6)]
+    assert [row["step"] for row in train_rows[0]] == [str(step) for step in range(1, 7)]
     assert [row for row in uninterrupted if row["val/loss"] and row not in interrupted] == []
     # The loss-curve figure draws the callback's history, which the checkpoint carried across the resume.
     curves = torch.load(pieces / "checkpoints" / "last.ckpt", weights_only=False)["callbacks"]["CurveFigures"]

@@ -35,6 +35,8 @@ QUIET_WARNINGS = (
     r"The `srun` command is available on your system but is not used",
     r"The number of training batches \(\d+\) is smaller than the logging interval",
     r"Precision .* is not supported by the model summary",
+    # lns steps the optimizer itself (chunks of steps) and checkpoints after a chunk's last step, as it means to.
+    r"Using ModelCheckpoint with manual optimization",
 )
 
 

@@ -65,6 +65,7 @@ POSITIVE = Number(0, low_open=True)
 SHARE = Number(0, 1)
 COUNT = Whole(1)
 WORKERS = Whole(0)
+SEED = Whole(0, 2**32 - 1)  # what every random number generator used here takes (Lightning's seed_everything)
 
 DATA = (
     Key("data.name", Choice(DATASET_NAMES), "closure"),
@@ -97,9 +98,10 @@ HYDRA_PATHS = (
     Key("paths.root_dir", Text(), "/home/me/lns"),
     Key("paths.output_dir", Text(), "outputs/train/run1"),
 )
-SLURM_RESOURCES = (
+LAUNCHERS = (
     Key("slurm_resources.*.gpus", Whole(0), "4"),
     Key("slurm_resources.*.cpus", COUNT, "8"),
+    Key("local_launcher.jobs_per_gpu", COUNT, "12"),
 )
 TRAINER = (
     Key("trainer._target_", Name(), "pytorch_lightning.Trainer"),
@@ -114,9 +116,9 @@ TRAINING = (
     *HYDRA_PATHS,
     *DATA,
     *LOGGERS,
-    *SLURM_RESOURCES,
+    *LAUNCHERS,
     *TRAINER,
-    Key("seed", Whole(0), "1"),
+    Key("seed", SEED, "1"),
     Key("deterministic", Flag(), "true"),
     Key("ckpt_path", PathOf("file"), "outputs/train/run1/checkpoints/step00010000.ckpt", nullable=True),
     Key("auto_resume", Flag(), "false"),
@@ -126,7 +128,8 @@ TRAINING = (
     Key("speed.channels_last", Flag(), "false"),
     Key("speed.compile", Flag(), "true"),
     Key("speed.tf32", Flag(), "true"),
-    Key("check_finite_every_n_steps", COUNT, "50"),
+    Key("speed.steps_per_call", COUNT, "20"),
+    Key("check_finite_every_n_steps", COUNT, "50", nullable=True),
     Key("paths.data_dir", PathOf("folder", may_be_missing=True), "data"),
     Key("model._target_", Name(), "mypackage.MyModel"),
     Key("model.z_dim", COUNT, "15"),
@@ -190,7 +193,7 @@ SEGMENTATION = (
     *HYDRA_PATHS,
     *DATA,
     *LOGGERS,
-    *SLURM_RESOURCES,
+    *LAUNCHERS,
     *TRAINER,
     Key("run_dir", PathOf("folder", may_be_missing=True), "outputs/train/2026-01-01_12-00-00", nullable=True),
     Key("ckpt_path", PathOf("file"), "authors/checkpoint.pt", nullable=True),
@@ -200,7 +203,7 @@ SEGMENTATION = (
     Key("split", Choice(("test", "test_1")), "test_1"),
     Key("test_num", COUNT, "20", nullable=True),
     Key("n_clusters", Whole(), "3"),
-    Key("seed", Whole(0), "1"),
+    Key("seed", SEED, "1"),
     Key("batch_size", COUNT, "10"),
     Key("precision", Choice(("float32", "float64")), "float64"),
     Key("channels_last", Flag(), "false"),
@@ -233,13 +236,13 @@ SEGMENTATION = (
     Key("method.min_size", Whole(0), "20"),
     Key("method.method._target_", Name(), "lns.segmentation.baselines.SlicMethod"),
     Key("weights.name", Choice(WEIGHTS), "random"),
-    Key("weights.seed", Whole(0), "1"),
+    Key("weights.seed", SEED, "1"),
     Key("clustering.name", Choice(CLUSTERINGS), "kmeans"),
     Key("clustering.backend._target_", Name(), "lns.segmentation.clustering.WardClustering"),
     Key("clustering.backend.workers", WORKERS, "1"),
     Key("clustering.backend.n_init", COUNT, "4"),
     Key("clustering.backend.max_iter", COUNT, "100"),
-    Key("clustering.backend.seed", Whole(0), "0"),
+    Key("clustering.backend.seed", SEED, "0"),
     Key("trainer.logger", Flag(), "false"),
     Key("trainer.inference_mode", Flag(), "false"),
     Key("trainer.enable_checkpointing", Flag(), "false"),
@@ -252,8 +255,8 @@ GENERATION = (
     Key("n_valid", COUNT, "300"),
     Key("n_test", COUNT, "100"),
     Key("image_size", Choice(IMAGE_SIZES), "64"),
-    Key("seed", Whole(0), "42"),
-    Key("test_seed", Whole(0), "41"),
+    Key("seed", SEED, "42"),
+    Key("test_seed", SEED, "41"),
     Key("overwrite", Flag(), "true"),
     Key("celeba_dir", PathOf("folder"), "/data/CelebAMask-HQ", nullable=True),
     Key("paths.data_dir", PathOf("new folder"), "data"),
@@ -279,7 +282,7 @@ def _job_keys(prefix: str) -> tuple[Key, ...]:
         key
         for key in SEGMENTATION
         if not any(Key(excluded, key.rule, "").matches(key.path) for excluded in NOT_FOR_JOBS)
-        and not key.path.startswith(("paths.", "logger.", "slurm_resources."))
+        and not key.path.startswith(("paths.", "logger.", "slurm_resources.", "local_launcher."))
     ]
     return tuple(
         replace(key, path=f"{prefix}.{key.path}", nullable=True, example=key.example)

@@ -17,7 +17,7 @@ class NpzDataModule(pl.LightningDataModule):
     """Serves ``train.npz`` (shuffled, step-indexed batches) and ``valid.npz`` (in order) of one dataset.
 
     ``on_device``: ``auto`` keeps the images on the accelerator when training on a GPU (the whole 64x64 dataset
-    is 1.5 GB), ``true``/``false`` force it.
+    is 1.5 GB), ``true``/``false`` force it. Training batches come in chunks of ``steps_per_call`` steps.
     """
 
     def __init__(
@@ -28,6 +28,7 @@ class NpzDataModule(pl.LightningDataModule):
         batch_size: int = 64,
         seed: int = 0,
         on_device: bool | str = "auto",
+        steps_per_call: int = 1,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -39,6 +40,7 @@ class NpzDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.seed = seed
         self.on_device = on_device
+        self.steps_per_call = steps_per_call
         self.train_images: torch.Tensor | None = None
         self.valid_images: torch.Tensor | None = None
 
@@ -89,6 +91,7 @@ class NpzDataModule(pl.LightningDataModule):
             start_step=self._global_step,
             rank=self._rank(),
             world_size=self._world_size(),
+            steps_per_call=self.steps_per_call,
         )
 
     def val_dataloader(self) -> SequentialBatches:

@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 import torch
 
 from lns.models.adapter import as_adapter
+from lns.training.step_intervals import logging_interval
 from lns.viz.figures import save_curves, save_image_grid
 
 CURVE_KEYS = ("train/loss", "train/recon", "train/kl", "train/geco_beta", "train/recon_ema", "val/recon")
@@ -73,8 +74,8 @@ class CurveFigures(pl.Callback):
         if trainer.is_global_zero and curves:
             save_curves(curves, _figure_dir(trainer) / "curves.png", log_scale=("train/geco_beta",))
 
-    def on_train_batch_end(self, trainer: pl.Trainer, *args: object) -> None:
-        if trainer.global_step % trainer.log_every_n_steps == 0:
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: object) -> None:
+        if trainer.global_step % logging_interval(trainer, pl_module) == 0:
             self._record(trainer)
         if trainer.global_step % self.every_n_steps == 0:
             self._draw(trainer)

@@ -9,14 +9,15 @@ import pytorch_lightning as pl
 
 
 class LogLastStep(pl.Callback):
-    """Before the step that reaches ``trainer.max_steps``, log every step (Lightning logs a step only when its
-    number is a multiple of ``log_every_n_steps``); the interval is restored when training ends."""
+    """Before the training step (a chunk of optimizer steps) that reaches ``trainer.max_steps``, log every step
+    (Lightning logs a step only when its number is a multiple of ``log_every_n_steps``); the interval is restored
+    when training ends."""
 
     def __init__(self) -> None:
         self._interval: int | None = None
 
-    def on_train_batch_start(self, trainer: pl.Trainer, *args: Any) -> None:
-        last = trainer.max_steps > 0 and trainer.global_step + 1 >= trainer.max_steps
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, chunk: Any, *args: Any) -> None:
+        last = trainer.max_steps > 0 and trainer.global_step + len(chunk) >= trainer.max_steps
         if last and trainer.log_every_n_steps > 1 and self._interval is None:
             self._interval = trainer.log_every_n_steps
             trainer.log_every_n_steps = 1
