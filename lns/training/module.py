@@ -190,7 +190,9 @@ class TrainingModule(pl.LightningModule):
         self.log("step", float(self.global_step), batch_size=len(batch))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.lr, betas=self.betas)
+        """Adam; on a GPU its fused kernel (one launch for all parameters instead of several per step)."""
+        fused = True if self.device.type == "cuda" else None
+        return torch.optim.Adam(self.parameters(), lr=self.lr, betas=self.betas, fused=fused)
 
 
 def adopt_automatic_step_count(checkpoint: dict[str, Any]) -> None:
