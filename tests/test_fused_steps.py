@@ -5,9 +5,12 @@ and intervals that fall inside a chunk are refused."""
 from __future__ import annotations
 
 import csv
+import os
+import signal
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from lns.errors import LNSError
@@ -73,6 +76,29 @@ def test_a_resume_inside_a_chunk_lands_on_the_exact_step(tiny_data_dir: Path, tm
     resumed = _train(tiny_data_dir, tmp_path / "split", "speed.steps_per_call=4")
     assert resumed["global_step"] == straight["global_step"] == 12
     _assert_same_weights(_state(tmp_path / "straight"), _state(tmp_path / "split"))
+
+
+class TerminateInsideChunk(pl.Callback):
+    """Sends this process SIGTERM before optimizer step ``step`` (inside a chunk of several steps)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_before_optimizer_step(self, trainer: pl.Trainer, *args: object) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+@pytest.mark.e2e
+def test_sigterm_inside_a_chunk_saves_at_its_end_and_the_resumed_run_ends_as_an_uninterrupted_one(
+    tiny_data_dir: Path, tmp_path: Path
+) -> None:
+    _train(tiny_data_dir, tmp_path / "straight", "speed.steps_per_call=1")
+    stop = [f"+callbacks.stop._target_={__name__}.TerminateInsideChunk", "+callbacks.stop.step=5"]
+    stopped = _train(tiny_data_dir, tmp_path / "pieces", "speed.steps_per_call=4", *stop)
+    assert stopped["interrupted"] and stopped["global_step"] == 8, "the chunk of steps 4..7 ends before the stop"
+    assert _train(tiny_data_dir, tmp_path / "pieces", "speed.steps_per_call=4")["global_step"] == 12
+    _assert_same_weights(_state(tmp_path / "straight"), _state(tmp_path / "pieces"))
 
 
 @pytest.mark.e2e
