@@ -53,6 +53,7 @@ from lns.data.npz import load_split
 from lns.models import Autoencoder
 from lns.models.float32 import set_tf32
 from lns.objectives import reconstruction_error
+from lns.train import step_intervals
 
 PAPER_STEPS = 1_100_000
 TABLE_RUNS = 36  # 6 datasets x AE/VAE x 3 seeds
@@ -269,20 +270,15 @@ def round_up(value: int, multiple: int) -> int:
 
 
 def interval_overrides(cfg: DictConfig, k: int) -> list[str]:
-    """Every step interval of ``cfg`` rounded up to a multiple of ``k``. ``check_finite_every_n_steps`` is named
-    too: its default (null) means ``trainer.log_every_n_steps``."""
-    log_every = cfg.trainer.log_every_n_steps
-    values = {
-        "trainer.log_every_n_steps": log_every,
-        "check_finite_every_n_steps": cfg.check_finite_every_n_steps or log_every,
+    """Every step interval of ``cfg`` (those ``lns.train`` checks against ``speed.steps_per_call``) rounded up to a
+    multiple of ``k``. ``check_finite_every_n_steps`` is named too: its default (null) means
+    ``trainer.log_every_n_steps``."""
+    counted = {
+        key: value
+        for key, value in step_intervals(cfg).items()
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0
     }
-    if isinstance(cfg.trainer.val_check_interval, int):
-        values["trainer.val_check_interval"] = cfg.trainer.val_check_interval
-    for name, entry in cfg.callbacks.items():
-        for key in ("every_n_steps", "every_n_train_steps"):
-            if entry and entry.get(key):
-                values[f"callbacks.{name}.{key}"] = entry[key]
-    return [f"{key}={round_up(value, k)}" for key, value in values.items()]
+    return [f"{key}={round_up(value, k)}" for key, value in counted.items()]
 
 
 @dataclass(frozen=True)

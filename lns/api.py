@@ -37,11 +37,10 @@ from lns.segmentation.core import Clusterer, segment_all
 from lns.segmentation.health import SignalThresholds, is_resolved, measure_signal, unresolved_message
 from lns.segmentation.layout import CHANNELS_LAST, segmentation_layout
 from lns.segmentation.methods import FeatureSettings, LatentNoiseMethod, PixelMethod
+from lns.segmentation.names import CLUSTERINGS, METHODS
 from lns.segmentation.sites import LATENT, OUTPUT, split_model
 from lns.segmentation.source import load_source
 
-METHODS = ("noise", "jacobian", "activations", "rgb", "rgbxy", "slic", "felzenszwalb")
-CLUSTERINGS = ("ward", "ward_lean", "kmeans")
 DEFAULT_BATCH_SIZE = 10
 _CHUNK_SIZES = {"noise": 200, "jacobian": 16}
 RESOLUTION_IMAGES = 4

@@ -101,7 +101,7 @@ def step_intervals(cfg: DictConfig) -> dict[str, object]:
     }
     for name, entry in (cfg.get("callbacks") or {}).items():
         for key in ("every_n_steps", "every_n_train_steps"):
-            if key in entry:
+            if entry and key in entry:
                 intervals[f"callbacks.{name}.{key}"] = entry[key]
     return intervals
 

@@ -28,10 +28,10 @@ from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
 import lns
-from lns.api import CLUSTERINGS, METHODS
 from lns.cli.keys import KEYS, Key, find_key
 from lns.cli.validation import check_values
 from lns.models import Autoencoder
+from lns.segmentation.names import CLUSTERINGS, METHODS
 from tests.helpers import REPO, compose_config
 from tests.helpers.bad_values import (
     BASE,

@@ -167,7 +167,7 @@ def test_resuming_with_other_settings_is_refused(trained_run: Path, tiny_data_di
         (["noise.site=decoder.99"], "noise.site=decoder.99 is not a layer"),
         (["method=jacobian", "method.directions=0"], "method.directions=0 is out of range"),
         (["test_num=99"], "holds 6 images"),
-        (["split=train"], "split takes one of test, test_1"),
+        (["split=train"], "split takes one of test_1, test"),
         (["n_clusters=1.5"], "n_clusters=1.5 is not a whole number"),
         (["noise.std=abc"], "noise.std='abc' is not a finite number"),
     ],

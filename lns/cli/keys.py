@@ -16,7 +16,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lns.cli.rules import AnyOf, Choice, Flag, ListOf, Name, Number, PathOf, Rule, Text, Whole
-from lns.data.catalog import DATASETS
+from lns.data.catalog import DATASETS, SUPPORTED_IMAGE_SIZES
+from lns.data.npz import MASKED_SPLITS
+from lns.segmentation.names import CLUSTERINGS, METHODS
 
 
 @dataclass(frozen=True)
@@ -40,9 +42,6 @@ class Key:
 
 
 DATASET_NAMES = tuple(dataset.name for dataset in DATASETS)
-IMAGE_SIZES = (64, 256)
-METHODS = ("noise", "jacobian", "activations", "rgb", "rgbxy", "slic", "felzenszwalb")
-CLUSTERINGS = ("ward", "ward_lean", "kmeans")
 WEIGHTS = ("trained", "random")
 ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
 PRECISIONS = (
@@ -69,7 +68,7 @@ SEED = Whole(0, 2**32 - 1)  # what every random number generator used here takes
 
 DATA = (
     Key("data.name", Choice(DATASET_NAMES), "closure"),
-    Key("data.image_size", Choice(IMAGE_SIZES), "64"),
+    Key("data.image_size", Choice(SUPPORTED_IMAGE_SIZES), "64"),
     Key("data.batch_size", COUNT, "64"),
     Key("data.on_device", AnyOf((Flag(), Choice(("auto",)))), "auto"),
 )
@@ -135,7 +134,7 @@ TRAINING = (
     Key("model.z_dim", COUNT, "15"),
     Key("model.variational", Flag(), "true"),
     Key("model.channels", COUNT, "3"),
-    Key("model.image_size", Choice(IMAGE_SIZES), "64"),
+    Key("model.image_size", Choice(SUPPORTED_IMAGE_SIZES), "64"),
     Key("model.latent_channels", COUNT, "4"),
     Key("model.block_out_channels", ListOf(COUNT), "[16,32,64,64]"),
     Key("model.layers_per_block", COUNT, "1"),
@@ -200,7 +199,7 @@ SEGMENTATION = (
     Key("images.folder", PathOf("folder"), "my_pictures", nullable=True),
     Key("images.resize", Flag(), "true"),
     Key("masks", PathOf("folder"), "my_masks", nullable=True),
-    Key("split", Choice(("test", "test_1")), "test_1"),
+    Key("split", Choice(MASKED_SPLITS), "test_1"),
     Key("test_num", COUNT, "20", nullable=True),
     Key("n_clusters", Whole(), "3"),
     Key("seed", SEED, "1"),
@@ -254,7 +253,7 @@ GENERATION = (
     Key("n_train", COUNT, "2000"),
     Key("n_valid", COUNT, "300"),
     Key("n_test", COUNT, "100"),
-    Key("image_size", Choice(IMAGE_SIZES), "64"),
+    Key("image_size", Choice(SUPPORTED_IMAGE_SIZES), "64"),
     Key("seed", SEED, "42"),
     Key("test_seed", SEED, "41"),
     Key("overwrite", Flag(), "true"),
